@@ -1,0 +1,174 @@
+"""The asyncio client: one DEALER socket, many requests in flight, each reply to its caller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Self, TypeVar, Unpack
+
+import msgspec
+import zmq
+import zmq.asyncio
+from assistantd.protocol.assistant import Assistant
+from assistantd.protocol.codec import encode_request
+from assistantd.protocol.errors import AssistantdError, UnavailableError
+from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult, RequestId
+
+from . import calls
+from .calls import AssistantFields, Call, Order, read_reply
+from .discovery import check_reachable, command_endpoint
+from .sync import DEFAULT_TIMEOUT
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Talks to a daemon from asyncio code.
+
+    >>> async with AsyncClient(runtime_dir=runtime_dir) as client:  # doctest: +SKIP
+    ...     page = await client.list_assistants(limit=5)
+
+    Calls may run concurrently; replies are matched to calls by id. A call that gets no reply
+    within ``timeout`` raises :class:`UnavailableError`; a reply that comes later is dropped.
+    """
+
+    def __init__(
+        self,
+        *,
+        command: str | None = None,
+        runtime_dir: str | os.PathLike[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.endpoint = command_endpoint(command=command, runtime_dir=runtime_dir)
+        self.timeout = timeout
+        self._context: zmq.asyncio.Context | None = None
+        self._socket: zmq.asyncio.Socket | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[RequestId, asyncio.Future[msgspec.Raw]] = {}
+        self._ids = itertools.count(1)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Send any method with raw params; the result as plain JSON values."""
+        return msgspec.json.decode(await self._exchange(method, params or {}))
+
+    async def ping(self) -> PingResult:
+        return await self._call(calls.ping())
+
+    async def list_assistants(
+        self,
+        *,
+        limit: int | None = None,
+        order: Order | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> AssistantList:
+        return await self._call(
+            calls.list_assistants(limit=limit, order=order, after=after, before=before)
+        )
+
+    async def iter_assistants(
+        self, *, order: Order = "desc", page_size: int = 100
+    ) -> AsyncIterator[Assistant]:
+        """Every assistant, page by page with ``after``."""
+        after: str | None = None
+        while True:
+            page = await self.list_assistants(limit=page_size, order=order, after=after)
+            for assistant in page.data:
+                yield assistant
+            if not page.has_more or page.last_id is None:
+                return
+            after = page.last_id
+
+    async def get_assistant(self, assistant_id: str) -> Assistant:
+        return await self._call(calls.get_assistant(assistant_id))
+
+    async def create_assistant(
+        self, *, id: str | None = None, **fields: Unpack[AssistantFields]
+    ) -> Assistant:
+        return await self._call(calls.create_assistant(id, fields))
+
+    async def modify_assistant(
+        self, assistant_id: str, **fields: Unpack[AssistantFields]
+    ) -> Assistant:
+        return await self._call(calls.modify_assistant(assistant_id, fields))
+
+    async def delete_assistant(self, assistant_id: str) -> DeletedAssistant:
+        return await self._call(calls.delete_assistant(assistant_id))
+
+    async def _call(self, call: Call[T]) -> T:
+        return call.result(await self._exchange(call.method, call.params))
+
+    async def _exchange(self, method: str, params: dict[str, Any]) -> msgspec.Raw:
+        socket = self._connected()
+        request_id = next(self._ids)
+        future: asyncio.Future[msgspec.Raw] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await socket.send_multipart([b"", encode_request(request_id, method, params)])
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise UnavailableError(
+                f"No reply from the daemon at {self.endpoint} within {self.timeout:g}s.",
+                code="timeout",
+            ) from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    def _connected(self) -> zmq.asyncio.Socket:
+        if self._socket is None:
+            check_reachable(self.endpoint)
+            self._context = zmq.asyncio.Context()
+            socket = self._context.socket(zmq.DEALER)
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.connect(self.endpoint)
+            self._socket = socket
+            self._reader = asyncio.get_running_loop().create_task(self._read(socket))
+        return self._socket
+
+    async def _read(self, socket: zmq.asyncio.Socket) -> None:
+        """Hand each reply to the call waiting for it."""
+        while True:
+            frames = await socket.recv_multipart()
+            reply_id, outcome = read_reply(frames[-1])
+            if reply_id is None and len(self._pending) == 1:
+                # An error for a request the daemon could not read carries no id; with one
+                # call in flight it can only be that call's.
+                reply_id = next(iter(self._pending))
+            future = self._pending.get(reply_id) if reply_id is not None else None
+            if future is None or future.done():
+                continue
+            if isinstance(outcome, AssistantdError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

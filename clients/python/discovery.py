@@ -1,0 +1,46 @@
+"""Finding the daemon's command endpoint the way the daemon chose it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from assistantd.protocol.endpoints import COMMAND_SOCKET, default_runtime_dir, ipc_endpoint
+from assistantd.protocol.errors import UnavailableError
+
+
+def command_endpoint(
+    *,
+    command: str | None = None,
+    runtime_dir: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """``command`` if given, else ``command.sock`` in ``runtime_dir`` or the default runtime dir
+    (``$ASSISTANTD_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/assistantd``, ``/tmp/assistantd-$UID``)."""
+    if command:
+        return command
+    if runtime_dir is None:
+        found = default_runtime_dir(
+            os.environ if env is None else env, os.getuid(), Path(tempfile.gettempdir())
+        )
+    else:
+        found = Path(runtime_dir)
+    return ipc_endpoint(found.absolute() / COMMAND_SOCKET)
+
+
+def check_reachable(endpoint: str) -> None:
+    """Fail at once, with a useful message, when an ipc endpoint has no socket file.
+
+    ZeroMQ would otherwise wait for a peer to appear, and the caller would only learn of the
+    problem when its timeout ran out.
+    """
+    if endpoint.startswith("ipc://"):
+        path = endpoint.removeprefix("ipc://")
+        if not os.path.exists(path):
+            raise UnavailableError(
+                f"No daemon is listening at {endpoint} (no socket file). Is assistantd "
+                f"running, with the same --runtime-dir or ASSISTANTD_RUNTIME_DIR?",
+                code="daemon_not_running",
+            )

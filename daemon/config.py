@@ -1,0 +1,123 @@
+"""The daemon's settings, from defaults, a TOML file, the environment and the command line.
+
+Later sources win: defaults < config file < environment < options. The config file takes the
+same keys as the long options (``runtime-dir = "..."``; ``runtime_dir`` works too).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from assistantd.protocol.endpoints import (
+    COMMAND_SOCKET,
+    ENV_ROOT,
+    ENV_RUNTIME_DIR,
+    EVENTS_SOCKET,
+    default_root,
+    default_runtime_dir,
+    ipc_endpoint,
+)
+
+from .logs import LEVELS, LogFormat
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    runtime_dir: Path
+    command: str
+    events: str
+    log_format: LogFormat
+    log_level: str = "info"
+
+    @property
+    def uses_runtime_dir(self) -> bool:
+        """Whether either endpoint is a socket in the runtime dir (which then must be private)."""
+        return any(
+            endpoint.startswith(f"ipc://{self.runtime_dir}/")
+            for endpoint in (self.command, self.events)
+        )
+
+
+_KEYS = {field.name for field in fields(Settings)}
+
+
+def default_config_file(env: Mapping[str, str], home: Path) -> Path:
+    config_home = env.get("XDG_CONFIG_HOME") or str(home / ".config")
+    return Path(config_home) / "assistantd" / "config.toml"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            raw = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in _KEYS:
+            raise ConfigError(f"config file {path}: unknown key {key!r}")
+        if not isinstance(value, str):
+            raise ConfigError(f"config file {path}: {key!r} must be a string")
+        values[name] = value
+    return values
+
+
+def resolve(
+    options: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] = os.environ,
+    home: Path | None = None,
+    default_log_format: LogFormat = "json",
+) -> Settings:
+    """The settings for these command-line ``options`` (None where not given)."""
+    home = home if home is not None else Path.home()
+    config_path = options.get("config")
+    if config_path is not None:
+        file_values = read_config_file(Path(config_path))
+    else:
+        implicit = default_config_file(env, home)
+        file_values = read_config_file(implicit) if implicit.is_file() else {}
+
+    values: dict[str, Any] = dict(file_values)
+    if env.get(ENV_ROOT):
+        values["root"] = env[ENV_ROOT]
+    if env.get(ENV_RUNTIME_DIR):
+        values["runtime_dir"] = env[ENV_RUNTIME_DIR]
+    values.update({key: value for key, value in options.items() if key in _KEYS and value})
+
+    root = Path(values["root"]) if "root" in values else default_root(env, home)
+    runtime_dir = (
+        Path(values["runtime_dir"])
+        if "runtime_dir" in values
+        else default_runtime_dir(env, os.getuid(), Path(tempfile.gettempdir()))
+    )
+    root = root.expanduser().absolute()
+    runtime_dir = runtime_dir.expanduser().absolute()
+    log_format = values.get("log_format", default_log_format)
+    if log_format not in ("json", "console"):
+        raise ConfigError(f"log format must be 'json' or 'console', not {log_format!r}")
+    log_level = values.get("log_level", "info").lower()
+    if log_level not in LEVELS:
+        raise ConfigError(f"log level must be one of {', '.join(LEVELS)}, not {log_level!r}")
+    return Settings(
+        root=root,
+        runtime_dir=runtime_dir,
+        command=values.get("command") or ipc_endpoint(runtime_dir / COMMAND_SOCKET),
+        events=values.get("events") or ipc_endpoint(runtime_dir / EVENTS_SOCKET),
+        log_format=log_format,
+        log_level=log_level,
+    )

@@ -1,0 +1,142 @@
+"""The daemon: owns the store, the index, the sockets and every task, in one ``run()``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable
+from importlib.metadata import PackageNotFoundError, version
+
+import structlog
+import zmq
+import zmq.asyncio
+from assistantd.protocol import PROTOCOL_VERSION
+from assistantd.protocol.ids import DEFAULT_ASSISTANT_ID
+from assistantd.protocol.limits import TRANSPORT_MAX_BYTES
+
+from .assistants import AssistantService
+from .config import Settings
+from .defaults import default_assistant_document
+from .index import Entry, Index
+from .runtime import ROOT_LOCK, RUNTIME_LOCK, Lock, check_endpoints, prepare_runtime_dir
+from .server import CommandServer
+from .store import Definition, Store
+
+log = structlog.get_logger("assistantd")
+
+
+def daemon_version() -> str:
+    try:
+        return version("assistantd")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        return "0+unknown"
+
+
+class Daemon:
+    """One daemon over one assistants root.
+
+    >>> # asyncio.run(Daemon(settings).run(shutdown=stop_event.wait()))
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.epoch = uuid.uuid4().hex
+        self.store = Store(settings.root)
+        self.index = Index()
+
+    async def run(self, shutdown: Awaitable[object]) -> None:
+        """Serve until ``shutdown`` completes, then stop in a fixed order."""
+        settings = self.settings
+        check_endpoints(settings)
+        if settings.uses_runtime_dir:
+            prepare_runtime_dir(settings.runtime_dir)
+        runtime_lock = Lock(
+            settings.runtime_dir / RUNTIME_LOCK, f"runtime dir {settings.runtime_dir}"
+        )
+        try:
+            self.store.create_root()
+            root_lock = Lock(settings.root / ROOT_LOCK, f"assistants root {settings.root}")
+            try:
+                self.store.clear_leftovers()
+                await self._serve(shutdown)
+            finally:
+                root_lock.release()
+        finally:
+            runtime_lock.release()
+
+    async def _serve(self, shutdown: Awaitable[object]) -> None:
+        settings = self.settings
+        started = time.monotonic()
+        self._load_index()
+        service = AssistantService(
+            self.store, self.index, version=daemon_version(), epoch=self.epoch
+        )
+        context = zmq.asyncio.Context()
+        try:
+            commands = context.socket(zmq.ROUTER)
+            commands.setsockopt(zmq.LINGER, 0)
+            commands.setsockopt(zmq.MAXMSGSIZE, TRANSPORT_MAX_BYTES)
+            commands.bind(settings.command)
+            events = context.socket(zmq.XPUB)
+            events.setsockopt(zmq.LINGER, 0)
+            events.bind(settings.events)
+            server = CommandServer(
+                commands,
+                {
+                    "ping": service.ping,
+                    "listAssistants": service.list_assistants,
+                    "getAssistant": service.get_assistant,
+                    "createAssistant": service.create_assistant,
+                    "modifyAssistant": service.modify_assistant,
+                    "deleteAssistant": service.delete_assistant,
+                },
+            )
+            stop_serving = asyncio.Event()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(server.serve(stop_serving))
+                log.info(
+                    "ready",
+                    root=str(settings.root),
+                    command=settings.command,
+                    events=settings.events,
+                    assistants=len(self.index),
+                    epoch=self.epoch,
+                    protocol_version=PROTOCOL_VERSION,
+                    start_seconds=round(time.monotonic() - started, 3),
+                )
+                await shutdown
+                log.info("stopping")
+                # 1. stop taking commands (writes already under way finish first).
+                stop_serving.set()
+            # 2. close the sockets.
+            commands.close(linger=0)
+            events.close(linger=0)
+        finally:
+            context.destroy(linger=0)
+        log.info("stopped")
+
+    def _load_index(self) -> None:
+        entries: list[Entry] = []
+        found_any = False
+        for assistant_id, outcome in self.store.scan():
+            found_any = True
+            if isinstance(outcome, Definition):
+                entries.append(Entry(outcome.assistant, outcome.signature))
+            else:
+                log.warning(
+                    "invalid assistant skipped",
+                    assistant_id=assistant_id,
+                    path=str(outcome.path),
+                    reason=outcome.reason,
+                )
+        if not found_any:
+            # As the Jan app does: an empty folder of assistants gets the default one.
+            entries.append(self._write_default())
+        self.index.load(entries)
+
+    def _write_default(self) -> Entry:
+        self.store.create(DEFAULT_ASSISTANT_ID, default_assistant_document(int(time.time())))
+        definition = self.store.read(DEFAULT_ASSISTANT_ID)
+        log.info("default assistant written", path=str(self.store.definition_path("jan")))
+        return Entry(definition.assistant, definition.signature)

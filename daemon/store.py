@@ -1,0 +1,215 @@
+"""The assistants folder on disk: reading definitions and writing them atomically.
+
+Every function here is blocking file I/O; the daemon runs writes in a worker thread. A write never
+leaves a torn file: the new content goes to a temporary file in the same folder, which is fsynced,
+renamed over the old one, and the folder fsynced (so the rename itself survives a power cut). New
+assistant folders are assembled under ``.staging`` and renamed into place whole; deleted ones are
+renamed to ``.trash`` first, so no half-written or half-deleted assistant is ever listed. Both
+dot-folders are emptied at start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+from assistantd.protocol.assistant import Assistant, assistant_from_document
+from assistantd.protocol.errors import AssistantdError
+from assistantd.protocol.ids import id_problem
+from assistantd.protocol.limits import FILE_MAX_BYTES
+
+DEFINITION_FILE = "assistant.json"
+STAGING_DIR = ".staging"
+TRASH_DIR = ".trash"
+
+
+class Signature(NamedTuple):
+    """What identifies one version of a file without reading it."""
+
+    mtime_ns: int
+    size: int
+    inode: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> Signature:
+        return cls(stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+class Definition(NamedTuple):
+    """A definition read from disk: the file's JSON document, what it defines, which version."""
+
+    document: dict[str, Any]
+    assistant: Assistant
+    signature: Signature
+
+
+class InvalidDefinition(Exception):
+    """An ``assistant.json`` that cannot be used; ``reason`` says why, for a person."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class Store:
+    """The folder of assistants under ``root``; one subfolder per assistant, named by its id."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._staging = root / STAGING_DIR
+        self._trash = root / TRASH_DIR
+
+    def definition_path(self, assistant_id: str) -> Path:
+        return self.root / assistant_id / DEFINITION_FILE
+
+    def create_root(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def clear_leftovers(self) -> None:
+        """Remove what an interrupted create or delete left (call with the root locked)."""
+        for leftovers in (self._staging, self._trash):
+            shutil.rmtree(leftovers, ignore_errors=True)
+
+    def scan(self) -> Iterator[tuple[str, Definition | InvalidDefinition]]:
+        """Every assistant folder of the root, read; hidden folders and loose files are skipped.
+
+        A folder whose name is not a valid id, or whose definition is broken, yields an
+        :class:`InvalidDefinition` so the caller can report it and go on.
+        """
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                path = Path(entry.path) / DEFINITION_FILE
+                if problem := id_problem(entry.name):
+                    yield entry.name, InvalidDefinition(path, f"the folder name {problem}")
+                    continue
+                try:
+                    yield entry.name, self.read(entry.name)
+                except FileNotFoundError:
+                    continue  # a folder without assistant.json is not an assistant
+                except InvalidDefinition as invalid:
+                    yield entry.name, invalid
+
+    def signature(self, assistant_id: str) -> Signature | None:
+        """The current version of the assistant's file, or None if it is gone."""
+        try:
+            return Signature.of(os.stat(self.definition_path(assistant_id)))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def read(self, assistant_id: str) -> Definition:
+        """Read and validate one assistant's definition.
+
+        Raises FileNotFoundError when there is no file, :class:`InvalidDefinition` otherwise.
+        """
+        path = self.definition_path(assistant_id)
+        try:
+            # O_NOFOLLOW: a definition that is a symlink could point anywhere on the machine.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(path) from None
+        except OSError as exc:
+            raise InvalidDefinition(path, f"cannot be opened: {exc.strerror}") from None
+        try:
+            stat = os.fstat(fd)
+            if stat.st_size > FILE_MAX_BYTES:
+                raise InvalidDefinition(
+                    path, f"is {stat.st_size} bytes; the limit is {FILE_MAX_BYTES}"
+                )
+            with os.fdopen(fd, "rb", closefd=False) as file:
+                data = file.read(FILE_MAX_BYTES + 1)
+        except OSError as exc:
+            raise InvalidDefinition(path, f"cannot be read: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if len(data) > FILE_MAX_BYTES:
+            raise InvalidDefinition(path, f"is over the limit of {FILE_MAX_BYTES} bytes")
+        try:
+            document = msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            raise InvalidDefinition(path, f"is not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise InvalidDefinition(path, "must hold a JSON object")
+        try:
+            assistant = assistant_from_document(
+                document, assistant_id=assistant_id, mtime=stat.st_mtime
+            )
+        except AssistantdError as exc:
+            raise InvalidDefinition(path, exc.message) from None
+        return Definition(document, assistant, Signature.of(stat))
+
+    def exists(self, assistant_id: str) -> bool:
+        return os.path.lexists(self.root / assistant_id)
+
+    def create(self, assistant_id: str, document: dict[str, Any]) -> Signature:
+        """Write a new assistant folder whole, then move it into place.
+
+        Raises FileExistsError if anything by that name is already in the root.
+        """
+        self._staging.mkdir(exist_ok=True)
+        staged = self._staging / f"{assistant_id}.{secrets.token_hex(4)}"
+        staged.mkdir()
+        try:
+            signature = _write_atomically(staged / DEFINITION_FILE, document)
+            target = self.root / assistant_id
+            if os.path.lexists(target):
+                raise FileExistsError(target)
+            # rename(2) replaces an empty directory; the check above keeps that from happening
+            # to a folder someone made by hand, and a non-empty one cannot be replaced at all.
+            os.rename(staged, target)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        _fsync_dir(self.root)
+        return signature
+
+    def replace(self, assistant_id: str, document: dict[str, Any]) -> Signature:
+        """Replace an assistant's definition atomically."""
+        folder = self.root / assistant_id
+        if not folder.is_dir():
+            raise FileNotFoundError(folder)
+        return _write_atomically(folder / DEFINITION_FILE, document)
+
+    def remove(self, assistant_id: str) -> None:
+        """Take an assistant folder out of the root in one rename, then delete it.
+
+        Raises FileNotFoundError if it is not there.
+        """
+        self._trash.mkdir(exist_ok=True)
+        doomed = self._trash / f"{assistant_id}.{secrets.token_hex(4)}"
+        os.rename(self.root / assistant_id, doomed)
+        _fsync_dir(self.root)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _write_atomically(path: Path, document: dict[str, Any]) -> Signature:
+    data = msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n"
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+            signature = Signature.of(os.fstat(file.fileno()))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return signature
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

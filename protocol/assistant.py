@@ -1,0 +1,219 @@
+"""The assistant object: OpenAI's assistant plus Jan's fields, and the rules that make one.
+
+Three shapes meet here:
+
+* :class:`Assistant`, the object every reply and event carries (always complete);
+* the JSON object in ``assistant.json`` on disk, in which no field is required and fields this
+  module does not know are kept as they are;
+* :class:`DefinitionFields`, the settable fields of createAssistant and modifyAssistant, where a
+  field that is absent (``UNSET``) is left alone.
+
+The ``model``/``models`` rule (PROTOCOL.md, "model and models"): OpenAI sends ``model`` as a
+string, Jan's spec sends ``models`` as a list and once ``model`` as a list. All three are taken;
+the object always carries both, ``model`` a string and ``models`` a list that contains it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from . import limits
+from .errors import InvalidRequestError
+from .validation import (
+    check_array,
+    check_object_size,
+    check_range,
+    check_string,
+    from_validation_error,
+)
+
+State = Literal["to_download", "downloading", "ready", "running"]
+ANY_MODEL = "*"
+
+# A `created_at` above this is taken to be in milliseconds (Jan wrote `Date.now()` for a while);
+# in seconds it would be the year 5138.
+_MILLISECONDS_FROM = 100_000_000_000
+
+
+class Assistant(msgspec.Struct, kw_only=True):
+    """An assistant as the protocol returns it (OpenAI's object, Jan's fields, the state)."""
+
+    id: str
+    object: Literal["assistant"] = "assistant"
+    created_at: int
+    name: str | None = None
+    description: str | None = None
+    model: str = ANY_MODEL
+    models: list[str] = msgspec.field(default_factory=lambda: [ANY_MODEL])
+    instructions: str | None = None
+    tools: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    file_ids: list[str] = msgspec.field(default_factory=list)
+    metadata: dict[str, str] | None = None
+    avatar: str = ""
+    thread_location: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: str | dict[str, Any] | None = None
+    tool_resources: dict[str, Any] | None = None
+    state: State = "ready"
+
+
+class DefinitionFields(msgspec.Struct, kw_only=True):
+    """The fields a client may set; ``UNSET`` means "not given"."""
+
+    name: str | UnsetType | None = UNSET
+    description: str | UnsetType | None = UNSET
+    model: str | list[str] | UnsetType = UNSET
+    models: list[str] | UnsetType = UNSET
+    instructions: str | UnsetType | None = UNSET
+    tools: list[dict[str, Any]] | UnsetType = UNSET
+    file_ids: list[str] | UnsetType = UNSET
+    metadata: dict[str, str] | UnsetType | None = UNSET
+    avatar: str | UnsetType = UNSET
+    thread_location: str | UnsetType | None = UNSET
+    temperature: float | UnsetType | None = UNSET
+    top_p: float | UnsetType | None = UNSET
+    response_format: str | dict[str, Any] | UnsetType | None = UNSET
+    tool_resources: dict[str, Any] | UnsetType | None = UNSET
+
+
+class _DiskFields(DefinitionFields, kw_only=True):
+    """What ``assistant.json`` may hold; unknown fields are allowed (and kept by the caller)."""
+
+    created_at: int | float | UnsetType = UNSET
+
+
+_PLAIN_FIELDS = tuple(
+    name for name in DefinitionFields.__struct_fields__ if name not in ("model", "models")
+)
+
+
+def apply_fields(document: dict[str, Any], fields: DefinitionFields) -> dict[str, Any]:
+    """Write the given ``fields`` into a JSON ``document`` (the file's content), in place.
+
+    Fields the module does not know stay as they are; ``model`` and ``models`` are written in
+    their normal form (see the module docstring).
+
+    >>> doc = {"name": "old", "x-mine": [1, 2]}
+    >>> apply_fields(doc, DefinitionFields(name="new", model="llama3"))
+    {'name': 'new', 'x-mine': [1, 2], 'model': 'llama3', 'models': ['llama3']}
+    """
+    for name in _PLAIN_FIELDS:
+        value = getattr(fields, name)
+        if value is not UNSET:
+            document[name] = msgspec.to_builtins(value)
+    if fields.model is not UNSET or fields.models is not UNSET:
+        model, models = _normal_models(fields.model, fields.models)
+        document["model"] = model
+        document["models"] = models
+    return document
+
+
+def _normal_models(
+    model: str | list[str] | UnsetType | None,
+    models: list[str] | UnsetType | None,
+) -> tuple[str, list[str]]:
+    param = "models"
+    if isinstance(model, list):
+        # Jan's create example sends the list as `model`.
+        if models is UNSET or models is None:
+            models, model, param = model, UNSET, "model"
+        else:
+            raise InvalidRequestError(
+                "Give the list of models as 'models'; 'model' then names one of them.",
+                param="model",
+                code="invalid_value",
+            )
+    if isinstance(models, list):
+        check_array(models, param, max_items=limits.MODELS_MAX_ITEMS, min_items=1)
+        if isinstance(model, str):
+            return model, models if model in models else [model, *models]
+        return models[0], list(models)
+    if isinstance(model, str):
+        return model, [model]
+    return ANY_MODEL, [ANY_MODEL]
+
+
+def assistant_from_document(
+    document: Mapping[str, Any], *, assistant_id: str, mtime: float, state: State = "ready"
+) -> Assistant:
+    """The :class:`Assistant` that an ``assistant.json`` document defines.
+
+    ``assistant_id`` is the folder's name: it is the id, whatever the file says (so a copied
+    folder is a new assistant). No field is required: ``name`` defaults to the id, ``models`` to
+    ``["*"]`` and ``created_at`` to ``mtime``. A bad value raises :class:`InvalidRequestError`
+    naming the field.
+
+    >>> a = assistant_from_document({"model": "*", "created_at": 1700000000123.0},
+    ...                             assistant_id="jan", mtime=0)
+    >>> (a.id, a.name, a.model, a.models, a.created_at)
+    ('jan', 'jan', '*', ['*'], 1700000000)
+    """
+    try:
+        fields = msgspec.convert(document, _DiskFields)
+    except msgspec.ValidationError as exc:
+        raise from_validation_error(exc) from None
+    model, models = _normal_models(fields.model, fields.models)
+    assistant = Assistant(
+        id=assistant_id,
+        created_at=_created_at(fields.created_at, mtime),
+        name=assistant_id if fields.name is UNSET or fields.name is None else fields.name,
+        model=model,
+        models=models,
+        state=state,
+    )
+    for name in _PLAIN_FIELDS:
+        if name == "name":
+            continue
+        value = getattr(fields, name)
+        if value is not UNSET and value is not None:
+            setattr(assistant, name, value)
+    check_limits(assistant)
+    return assistant
+
+
+def _created_at(value: int | float | UnsetType, mtime: float) -> int:
+    if isinstance(value, UnsetType):
+        return int(mtime)
+    if value < 0:
+        raise InvalidRequestError(
+            "Invalid 'created_at': a Unix time must not be negative.",
+            param="created_at",
+            code="invalid_value",
+        )
+    if value >= _MILLISECONDS_FROM:
+        value = value / 1000
+    return int(value)
+
+
+def check_limits(assistant: Assistant) -> None:
+    """Raise a 400 for the first field of ``assistant`` that breaks OpenAI's limits."""
+    check_string(assistant.name, "name", limits.NAME_MAX_CHARS)
+    check_string(assistant.description, "description", limits.DESCRIPTION_MAX_CHARS)
+    check_string(assistant.instructions, "instructions", limits.INSTRUCTIONS_MAX_CHARS)
+    check_array(assistant.tools, "tools", limits.TOOLS_MAX_ITEMS)
+    for index, tool in enumerate(assistant.tools):
+        if not isinstance(tool.get("type"), str):
+            raise InvalidRequestError(
+                f"Invalid 'tools[{index}].type': every tool needs a 'type' string.",
+                param=f"tools[{index}].type",
+                code="missing_required_parameter" if "type" not in tool else "invalid_type",
+            )
+    if assistant.metadata is not None:
+        check_object_size(assistant.metadata, "metadata", limits.METADATA_MAX_PAIRS)
+        for key, value in assistant.metadata.items():
+            check_string(key, "metadata", limits.METADATA_KEY_MAX_CHARS)
+            check_string(value, f"metadata.{key}", limits.METADATA_VALUE_MAX_CHARS)
+    check_range(assistant.temperature, "temperature", *limits.TEMPERATURE_RANGE)
+    check_range(assistant.top_p, "top_p", *limits.TOP_P_RANGE)
+
+
+def document_for_new(assistant: Assistant) -> dict[str, Any]:
+    """The ``assistant.json`` content for a newly created assistant: every set field, no state."""
+    document: dict[str, Any] = msgspec.to_builtins(assistant)
+    del document["state"]
+    return {key: value for key, value in document.items() if value is not None}

@@ -1,0 +1,69 @@
+"""Where a daemon lives: the default paths and endpoints, as pure functions of the environment.
+
+The daemon and every client find each other with these same rules (PROTOCOL.md, "Finding the
+daemon"), so that `assistantctl` reaches a daemon started with the same environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+COMMAND_SOCKET = "command.sock"
+EVENTS_SOCKET = "events.sock"
+
+ENV_ROOT = "ASSISTANTD_ROOT"
+ENV_RUNTIME_DIR = "ASSISTANTD_RUNTIME_DIR"
+
+# sun_path in sockaddr_un holds 108 bytes, NUL included.
+IPC_PATH_MAX_BYTES = 107
+
+
+def default_root(env: Mapping[str, str], home: Path) -> Path:
+    """``$ASSISTANTD_ROOT``, else ``$XDG_DATA_HOME/assistantd/assistants``, else under ~/.local.
+
+    >>> default_root({}, Path("/home/ada"))
+    PosixPath('/home/ada/.local/share/assistantd/assistants')
+    """
+    if explicit := env.get(ENV_ROOT):
+        return Path(explicit)
+    data_home = env.get("XDG_DATA_HOME") or str(home / ".local" / "share")
+    return Path(data_home) / "assistantd" / "assistants"
+
+
+def default_runtime_dir(env: Mapping[str, str], uid: int, tmp: Path) -> Path:
+    """``$ASSISTANTD_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/assistantd``, else a private
+    folder for this user under the temp dir.
+
+    >>> default_runtime_dir({"XDG_RUNTIME_DIR": "/run/user/1000"}, 1000, Path("/tmp"))
+    PosixPath('/run/user/1000/assistantd')
+    >>> default_runtime_dir({}, 1000, Path("/tmp"))
+    PosixPath('/tmp/assistantd-1000')
+    """
+    if explicit := env.get(ENV_RUNTIME_DIR):
+        return Path(explicit)
+    if xdg := env.get("XDG_RUNTIME_DIR"):
+        return Path(xdg) / "assistantd"
+    return tmp / f"assistantd-{uid}"
+
+
+def ipc_endpoint(path: Path) -> str:
+    """The ZeroMQ endpoint of a Unix socket path.
+
+    >>> ipc_endpoint(Path("/run/user/1000/assistantd/command.sock"))
+    'ipc:///run/user/1000/assistantd/command.sock'
+    """
+    return f"ipc://{path}"
+
+
+def ipc_path_problem(endpoint: str) -> str | None:
+    """Why an ``ipc://`` endpoint cannot be bound, or None (other transports pass)."""
+    if not endpoint.startswith("ipc://"):
+        return None
+    path = endpoint.removeprefix("ipc://")
+    if len(path.encode()) > IPC_PATH_MAX_BYTES:
+        return (
+            f"the socket path {path!r} is {len(path.encode())} bytes; Unix sockets allow "
+            f"{IPC_PATH_MAX_BYTES}: choose a shorter --runtime-dir"
+        )
+    return None

@@ -1,0 +1,154 @@
+"""Errors of the assistantd protocol.
+
+One base exception, :class:`AssistantdError`, carries the OpenAI error fields (``message``,
+``type``, ``param``, ``code``) plus ``status``, the HTTP status the same error would have. The
+daemon raises these in its handlers and only its command server turns them into error replies;
+the clients raise the same classes from the error replies they receive, so a caller catches one
+hierarchy whichever side of the wire an error came from.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+
+class ErrorObject(msgspec.Struct, omit_defaults=False):
+    """The ``error`` member of an error reply: OpenAI's error object plus ``status``."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+    status: int = 500
+
+
+class AssistantdError(Exception):
+    """Base of every error the protocol can carry.
+
+    >>> err = NotFoundError("No assistant found with id 'x'.", param="assistant_id")
+    >>> (err.status, err.type, err.code)
+    (404, 'invalid_request_error', 'not_found')
+    """
+
+    status: int = 500
+    error_type: str = "server_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        if status is not None:
+            self.status = status
+        if error_type is not None:
+            self.error_type = error_type
+
+    @property
+    def type(self) -> str:
+        return self.error_type
+
+    def to_object(self) -> ErrorObject:
+        return ErrorObject(
+            message=self.message,
+            type=self.error_type,
+            param=self.param,
+            code=self.code,
+            status=self.status,
+        )
+
+    @classmethod
+    def from_object(cls, error: ErrorObject) -> AssistantdError:
+        """The exception for an error object received over the wire, keeping its fields."""
+        exc_type = _BY_STATUS.get(error.status, AssistantdError)
+        return exc_type(
+            error.message,
+            param=error.param,
+            code=error.code,
+            status=error.status,
+            error_type=error.type,
+        )
+
+    def __repr__(self) -> str:
+        fields: dict[str, Any] = {"status": self.status, "code": self.code, "param": self.param}
+        shown = ", ".join(f"{k}={v!r}" for k, v in fields.items() if v is not None)
+        return f"{type(self).__name__}({self.message!r}, {shown})"
+
+
+class InvalidRequestError(AssistantdError):
+    """The request is malformed or a value breaks a rule (400)."""
+
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class PermissionDeniedError(AssistantdError):
+    """The request is understood but refused, such as deleting the default assistant (403)."""
+
+    status = 403
+    error_type = "invalid_request_error"
+    default_code = "permission_denied"
+
+
+class NotFoundError(AssistantdError):
+    """No such assistant or method (404)."""
+
+    status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ConflictError(AssistantdError):
+    """The request clashes with the current state, such as an id that is taken (409)."""
+
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class PayloadTooLargeError(AssistantdError):
+    """The request body is over the size limit (413)."""
+
+    status = 413
+    error_type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class InternalError(AssistantdError):
+    """Something failed inside the daemon; the details are in its log, never on the wire (500)."""
+
+    status = 500
+    error_type = "server_error"
+    default_code = "internal_error"
+
+
+class UnavailableError(AssistantdError):
+    """The daemon could not be reached or did not answer in time (503, raised by clients)."""
+
+    status = 503
+    error_type = "server_error"
+    default_code = "daemon_unavailable"
+
+
+_BY_STATUS: dict[int, type[AssistantdError]] = {
+    cls.status: cls
+    for cls in (
+        InvalidRequestError,
+        PermissionDeniedError,
+        NotFoundError,
+        ConflictError,
+        PayloadTooLargeError,
+        InternalError,
+        UnavailableError,
+    )
+}

@@ -1,0 +1,133 @@
+"""Turning bad values into OpenAI-style 400 errors.
+
+msgspec checks types and reports a path such as ``$.tools[3].type``; this module turns that into
+the ``param`` of the error (``tools[3].type``) and an OpenAI ``code``. The limit checks that
+msgspec cannot express with the codes OpenAI uses live here too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from .errors import InvalidRequestError
+
+_AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
+_BOUND = re.compile(r"Expected `int` (?P<op>>=|<=|>|<) ")
+_BOUND_CODES = {
+    ">=": "integer_below_min_value",
+    ">": "integer_below_min_value",
+    "<=": "integer_above_max_value",
+    "<": "integer_above_max_value",
+}
+
+
+def _join(prefix: str | None, path: str) -> str | None:
+    path = path.removeprefix(".")
+    if prefix and path:
+        return f"{prefix}.{path}" if not path.startswith("[") else f"{prefix}{path}"
+    return prefix or path or None
+
+
+def from_validation_error(
+    exc: msgspec.ValidationError, *, prefix: str | None = None
+) -> InvalidRequestError:
+    """The 400 error for a msgspec validation failure, with ``param`` naming the field.
+
+    >>> class P(msgspec.Struct, forbid_unknown_fields=True):
+    ...     limit: int = 20
+    >>> try:
+    ...     msgspec.convert({"limit": "x"}, P)
+    ... except msgspec.ValidationError as exc:
+    ...     err = from_validation_error(exc)
+    >>> (err.param, err.code)
+    ('limit', 'invalid_type')
+    """
+    text = str(exc)
+    path = ""
+    if match := _AT_PATH.search(text):
+        path = match["path"]
+        text = text[: match.start()]
+    field = _FIELD.search(text)
+    if text.startswith("Object contains unknown field") and field:
+        param = _join(prefix, f"{path}.{field['field']}")
+        return InvalidRequestError(
+            f"Unrecognized request argument supplied: {param}.",
+            param=param,
+            code="unknown_parameter",
+        )
+    if text.startswith("Object missing required field") and field:
+        param = _join(prefix, f"{path}.{field['field']}")
+        return InvalidRequestError(
+            f"Missing required parameter: '{param}'.",
+            param=param,
+            code="missing_required_parameter",
+        )
+    param = _join(prefix, path)
+    code = "invalid_value"
+    if bound := _BOUND.match(text):
+        code = _BOUND_CODES[bound["op"]]
+    elif text.startswith("Expected"):
+        code = "invalid_type"
+    where = f"'{param}'" if param else "the request"
+    return InvalidRequestError(f"Invalid value for {where}: {text}.", param=param, code=code)
+
+
+def check_string(value: str | None, param: str, max_chars: int) -> None:
+    if value is not None and len(value) > max_chars:
+        raise InvalidRequestError(
+            f"Invalid '{param}': string too long. Expected a string with maximum length "
+            f"{max_chars}, but got a string with length {len(value)} instead.",
+            param=param,
+            code="string_above_max_length",
+        )
+
+
+def check_array(value: Sequence[Any], param: str, max_items: int, min_items: int = 0) -> None:
+    if len(value) > max_items:
+        raise InvalidRequestError(
+            f"Invalid '{param}': array too long. Expected an array with maximum length "
+            f"{max_items}, but got an array with length {len(value)} instead.",
+            param=param,
+            code="array_above_max_length",
+        )
+    if len(value) < min_items:
+        raise InvalidRequestError(
+            f"Invalid '{param}': empty array. Expected an array with minimum length "
+            f"{min_items}, but got an empty array instead.",
+            param=param,
+            code="array_below_min_length",
+        )
+
+
+def check_object_size(value: Mapping[str, Any], param: str, max_pairs: int) -> None:
+    if len(value) > max_pairs:
+        raise InvalidRequestError(
+            f"Invalid '{param}': too many properties. Expected an object with at most "
+            f"{max_pairs} properties, but got an object with {len(value)} properties instead.",
+            param=param,
+            code="object_above_max_properties",
+        )
+
+
+def check_range(value: float | None, param: str, low: float, high: float) -> None:
+    if value is None:
+        return
+    if value < low:
+        raise InvalidRequestError(
+            f"Invalid '{param}': decimal below minimum value. Expected a value >= {low}, "
+            f"but got {value} instead.",
+            param=param,
+            code="decimal_below_min_value",
+        )
+    if value > high:
+        raise InvalidRequestError(
+            f"Invalid '{param}': decimal above maximum value. Expected a value <= {high}, "
+            f"but got {value} instead.",
+            param=param,
+            code="decimal_above_max_value",
+        )
