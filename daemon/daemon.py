@@ -36,7 +36,9 @@ def daemon_version() -> str:
 class Daemon:
     """One daemon over one assistants root.
 
-    >>> # asyncio.run(Daemon(settings).run(shutdown=stop_event.wait()))
+    Example::
+
+        await Daemon(settings).run(shutdown=stop_event.wait())
     """
 
     def __init__(self, settings: Settings) -> None:

@@ -29,8 +29,10 @@ T = TypeVar("T")
 class AsyncClient:
     """Talks to a daemon from asyncio code.
 
-    >>> async with AsyncClient(runtime_dir=runtime_dir) as client:  # doctest: +SKIP
-    ...     page = await client.list_assistants(limit=5)
+    Example::
+
+        async with AsyncClient(runtime_dir=runtime_dir) as client:
+            page = await client.list_assistants(limit=5)
 
     Calls may run concurrently; replies are matched to calls by id. A call that gets no reply
     within ``timeout`` raises :class:`UnavailableError`; a reply that comes later is dropped.

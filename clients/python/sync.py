@@ -28,9 +28,10 @@ DEFAULT_TIMEOUT = 10.0
 class Client:
     """Talks to a daemon from ordinary (non-async) code.
 
-    >>> with Client(runtime_dir=runtime_dir) as client:  # doctest: +SKIP
-    ...     client.get_assistant("jan").name
-    'Jan'
+    Example::
+
+        with Client(runtime_dir=runtime_dir) as client:
+            print(client.get_assistant("jan").name)
 
     Each call waits at most ``timeout`` seconds; when no reply comes, the socket is closed and
     opened again (ZeroMQ's "Lazy Pirate"), so a late reply can never be taken for the next one,
