@@ -13,6 +13,7 @@ import time
 
 import msgspec
 import structlog
+
 from assistantd.protocol import PROTOCOL_VERSION
 from assistantd.protocol.assistant import (
     apply_fields,

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 import structlog
 import zmq
 import zmq.asyncio
+
 from assistantd.protocol import PROTOCOL_VERSION
 from assistantd.protocol.ids import DEFAULT_ASSISTANT_ID
 from assistantd.protocol.limits import TRANSPORT_MAX_BYTES

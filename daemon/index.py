@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Literal, NamedTuple
 
 import msgspec
+
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import encode
 from assistantd.protocol.errors import InvalidRequestError

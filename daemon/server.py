@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 import zmq
 import zmq.asyncio
+
 from assistantd.protocol.codec import decode_request, encode_error, encode_result, recover_id
 from assistantd.protocol.errors import AssistantdError, InternalError, InvalidRequestError
 from assistantd.protocol.framing import split_envelope

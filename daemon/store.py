@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
+
 from assistantd.protocol.assistant import Assistant, assistant_from_document
 from assistantd.protocol.errors import AssistantdError
 from assistantd.protocol.ids import id_problem

@@ -13,7 +13,6 @@ from msgspec import UNSET, UnsetType
 
 from .errors import (
     AssistantdError,
-    ErrorObject,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -21,6 +20,16 @@ from .errors import (
 from .limits import REQUEST_MAX_BYTES
 from .messages import METHOD_PARAMS, Request, RequestId
 from .validation import from_validation_error
+
+
+class ErrorObject(msgspec.Struct):
+    """The ``error`` member of an error reply: OpenAI's error object plus ``status``."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+    status: int
 
 
 class Reply(msgspec.Struct, omit_defaults=True):
@@ -104,7 +113,7 @@ def encode_result(request_id: RequestId | None, result: Any) -> bytes:
 
 def encode_error(request_id: RequestId | None, error: AssistantdError) -> bytes:
     """An error reply body carrying ``error``'s OpenAI fields and status."""
-    return _encoder.encode(Reply(request_id, error=error.to_object()))
+    return _encoder.encode(Reply(request_id, error=ErrorObject(**error.to_object())))
 
 
 def encode_request(request_id: RequestId, method: str, params: Any) -> bytes:
@@ -121,7 +130,7 @@ def decode_reply(body: bytes) -> tuple[RequestId | None, msgspec.Raw | Assistant
     """The id of a reply body and its raw result, or the error it carries as an exception."""
     reply = _reply_decoder.decode(body)
     if not isinstance(reply.error, UnsetType):
-        return reply.id, AssistantdError.from_object(reply.error)
+        return reply.id, AssistantdError.from_object(msgspec.structs.asdict(reply.error))
     if isinstance(reply.result, UnsetType):
         raise msgspec.ValidationError("A reply needs 'result' or 'error'")
     return reply.id, reply.result

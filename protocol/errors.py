@@ -4,24 +4,14 @@ One base exception, :class:`AssistantdError`, carries the OpenAI error fields (`
 ``type``, ``param``, ``code``) plus ``status``, the HTTP status the same error would have. The
 daemon raises these in its handlers and only its command server turns them into error replies;
 the clients raise the same classes from the error replies they receive, so a caller catches one
-hierarchy whichever side of the wire an error came from.
+hierarchy whichever side of the wire an error came from. (No msgspec here: `assistantctl` uses
+these without paying for that import.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
-
-import msgspec
-
-
-class ErrorObject(msgspec.Struct, omit_defaults=False):
-    """The ``error`` member of an error reply: OpenAI's error object plus ``status``."""
-
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-    status: int = 500
 
 
 class AssistantdError(Exception):
@@ -58,25 +48,34 @@ class AssistantdError(Exception):
     def type(self) -> str:
         return self.error_type
 
-    def to_object(self) -> ErrorObject:
-        return ErrorObject(
-            message=self.message,
-            type=self.error_type,
-            param=self.param,
-            code=self.code,
-            status=self.status,
-        )
+    def to_object(self) -> dict[str, Any]:
+        """The error object of the wire: ``{message, type, param, code, status}``."""
+        return {
+            "message": self.message,
+            "type": self.error_type,
+            "param": self.param,
+            "code": self.code,
+            "status": self.status,
+        }
 
     @classmethod
-    def from_object(cls, error: ErrorObject) -> AssistantdError:
-        """The exception for an error object received over the wire, keeping its fields."""
-        exc_type = _BY_STATUS.get(error.status, AssistantdError)
+    def from_object(cls, error: Mapping[str, Any]) -> AssistantdError:
+        """The exception for an error object received over the wire, keeping its fields.
+
+        >>> exc = AssistantdError.from_object({"message": "gone", "type": "invalid_request_error",
+        ...                                    "param": None, "code": "not_found", "status": 404})
+        >>> (type(exc).__name__, exc.status, exc.code)
+        ('NotFoundError', 404, 'not_found')
+        """
+        status = error.get("status")
+        status = status if isinstance(status, int) else 500
+        exc_type = _BY_STATUS.get(status, AssistantdError)
         return exc_type(
-            error.message,
-            param=error.param,
-            code=error.code,
-            status=error.status,
-            error_type=error.type,
+            str(error.get("message", "")),
+            param=_text_or_none(error.get("param")),
+            code=_text_or_none(error.get("code")),
+            status=status,
+            error_type=str(error.get("type", "server_error")),
         )
 
     def __repr__(self) -> str:
@@ -138,6 +137,10 @@ class UnavailableError(AssistantdError):
     status = 503
     error_type = "server_error"
     default_code = "daemon_unavailable"
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 _BY_STATUS: dict[int, type[AssistantdError]] = {

@@ -3,25 +3,63 @@
 Both name their methods after the protocol's operations (``list_assistants``,
 ``get_assistant``, ...), return the protocol's typed objects, and raise
 :class:`~assistantd.protocol.errors.AssistantdError` subclasses carrying the error object.
+
+Names are imported on first use: asyncio and msgspec take longer to import than a short
+command takes to run, and `assistantctl` needs neither.
 """
 
-from assistantd.protocol.assistant import Assistant
-from assistantd.protocol.errors import (
-    AssistantdError,
-    ConflictError,
-    InternalError,
-    InvalidRequestError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PermissionDeniedError,
-    UnavailableError,
-)
-from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult
+from __future__ import annotations
 
-from .aio import AsyncClient
-from .calls import AssistantFields
-from .discovery import command_endpoint
-from .sync import Client
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assistantd.protocol.assistant import Assistant
+    from assistantd.protocol.errors import (
+        AssistantdError,
+        ConflictError,
+        InternalError,
+        InvalidRequestError,
+        NotFoundError,
+        PayloadTooLargeError,
+        PermissionDeniedError,
+        UnavailableError,
+    )
+    from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult
+
+    from .aio import AsyncClient
+    from .calls import AssistantFields
+    from .discovery import command_endpoint
+    from .sync import Client
+
+_HOMES = {
+    "Assistant": "assistantd.protocol.assistant",
+    "AssistantList": "assistantd.protocol.messages",
+    "DeletedAssistant": "assistantd.protocol.messages",
+    "PingResult": "assistantd.protocol.messages",
+    "AssistantdError": "assistantd.protocol.errors",
+    "ConflictError": "assistantd.protocol.errors",
+    "InternalError": "assistantd.protocol.errors",
+    "InvalidRequestError": "assistantd.protocol.errors",
+    "NotFoundError": "assistantd.protocol.errors",
+    "PayloadTooLargeError": "assistantd.protocol.errors",
+    "PermissionDeniedError": "assistantd.protocol.errors",
+    "UnavailableError": "assistantd.protocol.errors",
+    "AsyncClient": "assistantd.client.aio",
+    "AssistantFields": "assistantd.client.calls",
+    "command_endpoint": "assistantd.client.discovery",
+    "Client": "assistantd.client.sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Assistant",

@@ -13,6 +13,7 @@ from typing import Any, Self, TypeVar, Unpack
 import msgspec
 import zmq
 import zmq.asyncio
+
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import encode_request
 from assistantd.protocol.errors import AssistantdError, UnavailableError

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 import msgspec
+
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import decode_reply
 from assistantd.protocol.errors import AssistantdError

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 import msgspec
-import zmq
+
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import encode_request
-from assistantd.protocol.errors import UnavailableError
 from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult
 
 from . import calls
 from .calls import AssistantFields, Call, Order, read_reply
-from .discovery import check_reachable, command_endpoint
+from .discovery import command_endpoint
+from .transport import BlockingTransport
 
 T = TypeVar("T")
 
@@ -33,9 +32,8 @@ class Client:
         with Client(runtime_dir=runtime_dir) as client:
             print(client.get_assistant("jan").name)
 
-    Each call waits at most ``timeout`` seconds; when no reply comes, the socket is closed and
-    opened again (ZeroMQ's "Lazy Pirate"), so a late reply can never be taken for the next one,
-    and :class:`UnavailableError` is raised.
+    Each call waits at most ``timeout`` seconds for its reply, then raises
+    :class:`UnavailableError`; the next call opens a fresh socket (see ``transport``).
     """
 
     def __init__(
@@ -44,14 +42,15 @@ class Client:
         command: str | None = None,
         runtime_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
-        self.endpoint = command_endpoint(command=command, runtime_dir=runtime_dir)
-        self.timeout = timeout
-        self._own_context = context is None
-        self._context = context or zmq.Context()
-        self._socket: zmq.Socket[bytes] | None = None
+        self._transport = BlockingTransport(
+            command_endpoint(command=command, runtime_dir=runtime_dir), timeout
+        )
         self._ids = itertools.count(1)
+
+    @property
+    def endpoint(self) -> str:
+        return self._transport.endpoint
 
     def __enter__(self) -> Self:
         return self
@@ -65,9 +64,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        self._drop_socket()
-        if self._own_context:
-            self._context.term()
+        self._transport.close()
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Send any method with raw params; the result as plain JSON values."""
@@ -119,36 +116,8 @@ class Client:
         return call.result(self._exchange(call.method, call.params))
 
     def _exchange(self, method: str, params: dict[str, Any]) -> msgspec.Raw:
-        socket = self._connected()
-        request_id = next(self._ids)
-        socket.send_multipart([b"", encode_request(request_id, method, params)])
-        deadline = time.monotonic() + self.timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not socket.poll(int(remaining * 1000) + 1, zmq.POLLIN):
-                break
-            frames = socket.recv_multipart()
-            reply_id, outcome = read_reply(frames[-1])
-            if reply_id != request_id and reply_id is not None:
-                continue  # a late reply to an earlier call that timed out
-            if isinstance(outcome, Exception):
-                raise outcome
-            return outcome
-        self._drop_socket()
-        raise UnavailableError(
-            f"No reply from the daemon at {self.endpoint} within {self.timeout:g}s.",
-            code="timeout",
-        )
-
-    def _connected(self) -> zmq.Socket[bytes]:
-        if self._socket is None:
-            check_reachable(self.endpoint)
-            socket = self._context.socket(zmq.DEALER)
-            socket.setsockopt(zmq.LINGER, 0)
-            socket.connect(self.endpoint)
-            self._socket = socket
-        return self._socket
-
-    def _drop_socket(self) -> None:
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+        body = self._transport.exchange(encode_request(next(self._ids), method, params))
+        _, outcome = read_reply(body)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome

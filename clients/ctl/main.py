@@ -1,0 +1,331 @@
+"""``assistantctl``: manage the assistants of a running assistantd from the shell.
+
+Import time is most of a short command's run time, so this imports only what it needs: argparse,
+the stdlib's json, and the client's byte transport (pyzmq). It works on the protocol's plain
+JSON rather than the typed client, whose msgspec import would cost more than the rest together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import output
+
+if TYPE_CHECKING:
+    from assistantd.client.transport import BlockingTransport
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # the daemon answered with an error
+EXIT_USAGE = 2  # argparse's own code for bad options
+EXIT_UNAVAILABLE = 3  # no daemon answered
+
+EPILOG = """\
+The daemon is found like assistantd places it: --command, else command.sock in --runtime-dir,
+$ASSISTANTD_RUNTIME_DIR, $XDG_RUNTIME_DIR/assistantd, or /tmp/assistantd-$UID.
+Exit codes: 0 done, 1 the daemon refused (the message says why), 2 bad usage, 3 no daemon answered.
+"""
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS as default lets the same options stand before or after the subcommand without the
+    # subcommand's defaults overwriting what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    common.add_argument(
+        "--runtime-dir", metavar="PATH", default=argparse.SUPPRESS, help="the daemon's runtime dir"
+    )
+    common.add_argument(
+        "--command",
+        metavar="ENDPOINT",
+        default=argparse.SUPPRESS,
+        help="the daemon's command endpoint (overrides --runtime-dir)",
+    )
+    common.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="how long to wait for a reply (default 10)",
+    )
+    return common
+
+
+def _field_options(parser: argparse.ArgumentParser) -> None:
+    fields = parser.add_argument_group("assistant fields")
+    fields.add_argument("--name")
+    fields.add_argument("--description")
+    text = fields.add_mutually_exclusive_group()
+    text.add_argument("--instructions", metavar="TEXT")
+    text.add_argument("--instructions-file", metavar="FILE", help="read instructions from FILE")
+    fields.add_argument(
+        "--model",
+        action="append",
+        metavar="MODEL",
+        help="a model id; repeat for a list (the first is `model`, all are `models`)",
+    )
+    fields.add_argument(
+        "--tool", action="append", metavar="TYPE", help="a tool by type; repeat for more"
+    )
+    fields.add_argument("--file-id", action="append", metavar="ID", dest="file_ids")
+    fields.add_argument(
+        "--metadata", action="append", metavar="KEY=VALUE", help="repeat for more pairs"
+    )
+    fields.add_argument("--avatar", metavar="URL")
+    fields.add_argument("--thread-location", metavar="PATH")
+    fields.add_argument("--temperature", type=float)
+    fields.add_argument("--top-p", type=float)
+    fields.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="a JSON object of fields ('-' for stdin); the options above override it",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="assistantctl",
+        description="Manage the assistants of a running assistantd.",
+        epilog=EPILOG,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="action", metavar="COMMAND", required=True)
+
+    def add(name: str, help: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, parents=[common])
+        sub.set_defaults(handler=handler)
+        return sub
+
+    listing = add("list", "List assistants, newest first.", _list)
+    listing.add_argument("--limit", type=int, default=20, help="1 to 100 (default 20)")
+    listing.add_argument("--order", choices=("asc", "desc"), default="desc")
+    listing.add_argument("--after", metavar="ID", help="the page after this assistant")
+    listing.add_argument("--before", metavar="ID", help="the page before this assistant")
+    listing.add_argument("--all", action="store_true", help="every assistant, all pages")
+
+    add("get", "Show one assistant.", _get).add_argument("assistant_id", metavar="ID")
+
+    create = add("create", "Create an assistant.", _create)
+    create.add_argument("--id", help="a free folder name to use as the id (default asst_...)")
+    _field_options(create)
+
+    modify = add("modify", "Change some fields of an assistant; others are kept.", _modify)
+    modify.add_argument("assistant_id", metavar="ID")
+    _field_options(modify)
+
+    add("delete", "Delete an assistant.", _delete).add_argument("assistant_id", metavar="ID")
+    add("ping", "Check that the daemon answers; show its version and uptime.", _ping)
+
+    raw = add("request", "Send any method with JSON params; print the raw result.", _request)
+    raw.add_argument("method")
+    raw.add_argument("params", nargs="?", default="{}", help="a JSON object (default {})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from assistantd.client.discovery import command_endpoint
+    from assistantd.client.transport import BlockingTransport
+    from assistantd.protocol.errors import AssistantdError, UnavailableError
+
+    endpoint = command_endpoint(
+        command=getattr(args, "command", None), runtime_dir=getattr(args, "runtime_dir", None)
+    )
+    transport = BlockingTransport(endpoint, getattr(args, "timeout", 10.0))
+    try:
+        code: int = args.handler(Session(transport), args)
+        return code
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"assistantctl: error: {exc}\n")
+    except AssistantdError as exc:
+        _report(exc, as_json=getattr(args, "json", False))
+        return EXIT_UNAVAILABLE if isinstance(exc, UnavailableError) else EXIT_ERROR
+    finally:
+        transport.close()
+
+
+class Session:
+    """Requests over one transport, with ids, returning results as plain JSON values."""
+
+    def __init__(self, transport: BlockingTransport) -> None:
+        self.transport = transport
+        self._next_id = 1
+
+    def call(self, method: str, params: dict[str, Any]) -> Any:
+        from assistantd.protocol.errors import AssistantdError, InternalError
+
+        request = {"id": self._next_id, "method": method, "params": params}
+        self._next_id += 1
+        body = self.transport.exchange(json.dumps(request).encode())
+        try:
+            reply = json.loads(body)
+            if isinstance(reply.get("error"), dict):
+                raise AssistantdError.from_object(reply["error"])
+            return reply["result"]
+        except (ValueError, KeyError, AttributeError) as exc:
+            raise InternalError(f"The daemon sent a reply that cannot be read: {exc}") from None
+
+
+class UsageError(Exception):
+    """Options that parse but do not make sense together."""
+
+
+def _report(exc: Any, *, as_json: bool) -> None:
+    if as_json:
+        sys.stderr.write(json.dumps({"error": exc.to_object()}) + "\n")
+        return
+    details = ", ".join(
+        str(part) for part in (exc.status, exc.code, exc.param and f"param {exc.param}") if part
+    )
+    sys.stderr.write(f"assistantctl: error: {exc.message} ({details})\n")
+
+
+# --- commands ---------------------------------------------------------------------------------
+# Each takes the session and the parsed options and returns the exit code.
+
+
+def _list(session: Session, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit, "order": args.order}
+    if args.after:
+        params["after"] = args.after
+    if args.before:
+        params["before"] = args.before
+    if args.all:
+        params["limit"] = 100
+        assistants: list[dict[str, Any]] = []
+        while True:
+            page = session.call("listAssistants", params)
+            assistants += page["data"]
+            if not page["has_more"]:
+                break
+            params["after"] = page["last_id"]
+        if _json(args):
+            return output.print_json(assistants)
+        return output.print_table(assistants, more_after=None)
+    page = session.call("listAssistants", params)
+    if _json(args):
+        return output.print_json(page)
+    return output.print_table(page["data"], more_after=page["has_more"] and page["last_id"])
+
+
+def _get(session: Session, args: argparse.Namespace) -> int:
+    return _show(session.call("getAssistant", {"assistant_id": args.assistant_id}), args)
+
+
+def _create(session: Session, args: argparse.Namespace) -> int:
+    params = _fields(args)
+    if args.id is not None:
+        params["id"] = args.id
+    return _show(session.call("createAssistant", params), args)
+
+
+def _modify(session: Session, args: argparse.Namespace) -> int:
+    fields = _fields(args)
+    if not fields:
+        raise UsageError("nothing to change: give at least one field option")
+    params = {**fields, "assistant_id": args.assistant_id}
+    return _show(session.call("modifyAssistant", params), args)
+
+
+def _delete(session: Session, args: argparse.Namespace) -> int:
+    deleted = session.call("deleteAssistant", {"assistant_id": args.assistant_id})
+    if _json(args):
+        return output.print_json(deleted)
+    sys.stdout.write(f"deleted {deleted['id']}\n")
+    return EXIT_OK
+
+
+def _ping(session: Session, args: argparse.Namespace) -> int:
+    info = session.call("ping", {})
+    if _json(args):
+        return output.print_json(info)
+    return output.print_fields(
+        [
+            ("daemon", str(info["daemon_version"])),
+            ("protocol", str(info["protocol_version"])),
+            ("epoch", str(info["epoch"])),
+            ("uptime", f"{info['uptime']:.1f}s"),
+            ("endpoint", session.transport.endpoint),
+        ]
+    )
+
+
+def _request(session: Session, args: argparse.Namespace) -> int:
+    try:
+        params = json.loads(args.params)
+    except ValueError as exc:
+        raise UsageError(f"params must be a JSON object: {exc}") from None
+    if not isinstance(params, dict):
+        raise UsageError("params must be a JSON object")
+    return output.print_json(session.call(args.method, params))
+
+
+def _show(assistant: dict[str, Any], args: argparse.Namespace) -> int:
+    if _json(args):
+        return output.print_json(assistant)
+    return output.print_assistant(assistant)
+
+
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The assistant fields given on the command line, over those of --from-json."""
+    fields: dict[str, Any] = _read_json_fields(args.from_json) if args.from_json else {}
+    for name in ("name", "description", "avatar", "thread_location", "temperature", "top_p"):
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = value
+    if args.instructions is not None:
+        fields["instructions"] = args.instructions
+    elif args.instructions_file is not None:
+        fields["instructions"] = _read_text(args.instructions_file)
+    if args.model:
+        fields["model"] = args.model[0] if len(args.model) == 1 else args.model
+    if args.tool:
+        fields["tools"] = [{"type": tool_type} for tool_type in args.tool]
+    if args.file_ids:
+        fields["file_ids"] = args.file_ids
+    if args.metadata:
+        fields["metadata"] = dict(_pair(item) for item in args.metadata)
+    return fields
+
+
+def _pair(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--metadata takes KEY=VALUE, not {item!r}")
+    return key, value
+
+
+def _read_text(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def _read_json_fields(path: str) -> dict[str, Any]:
+    try:
+        fields = json.loads(_read_text(path))
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise UsageError(f"{path} must hold a JSON object of assistant fields")
+    return fields
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The blocking request/reply transport: one DEALER socket, one request in flight.
+
+It moves bytes only (no JSON library), so that `assistantctl` can use it without importing
+msgspec. Because at most one request is ever in flight on a socket, and the socket is thrown
+away when a reply does not come in time (ZeroMQ's "Lazy Pirate"), a reply can never be taken
+for the answer to another request.
+"""
+
+from __future__ import annotations
+
+import time
+
+import zmq
+
+from assistantd.protocol.errors import UnavailableError
+
+from .discovery import check_reachable
+
+
+class BlockingTransport:
+    def __init__(self, endpoint: str, timeout: float) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._socket: zmq.Socket[bytes] | None = None
+
+    def exchange(self, body: bytes) -> bytes:
+        """Send one request body; the reply body, or :class:`UnavailableError` after the timeout."""
+        socket = self._connected()
+        socket.send_multipart([b"", body])
+        deadline = time.monotonic() + self.timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            if socket.poll(int(remaining * 1000) + 1, zmq.POLLIN):
+                return socket.recv_multipart()[-1]
+        self._drop_socket()
+        raise UnavailableError(
+            f"No reply from the daemon at {self.endpoint} within {self.timeout:g}s.",
+            code="timeout",
+        )
+
+    def close(self) -> None:
+        self._drop_socket()
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    def _connected(self) -> zmq.Socket[bytes]:
+        if self._socket is None:
+            check_reachable(self.endpoint)
+            if self._context is None:
+                self._context = zmq.Context()
+            socket = self._context.socket(zmq.DEALER)
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.connect(self.endpoint)
+            self._socket = socket
+        return self._socket
+
+    def _drop_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
