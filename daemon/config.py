@@ -19,6 +19,7 @@ from assistantd.protocol.endpoints import (
     ENV_ROOT,
     ENV_RUNTIME_DIR,
     EVENTS_SOCKET,
+    default_config_file,
     default_root,
     default_runtime_dir,
     ipc_endpoint,
@@ -50,11 +51,6 @@ class Settings:
 
 
 _KEYS = {field.name for field in fields(Settings)}
-
-
-def default_config_file(env: Mapping[str, str], home: Path) -> Path:
-    config_home = env.get("XDG_CONFIG_HOME") or str(home / ".config")
-    return Path(config_home) / "assistantd" / "config.toml"
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -10,10 +10,13 @@ dot-folders are emptied at start.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -112,17 +115,25 @@ class Store:
         """
         path = self.definition_path(assistant_id)
         try:
-            # O_NOFOLLOW: a definition that is a symlink could point anywhere on the machine.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with _folder(self.root, assistant_id) as folder:
+                # O_NOFOLLOW: a definition that is a symlink could point anywhere on the
+                # machine. O_NONBLOCK: opening a FIFO must not wait for a writer.
+                fd = os.open(
+                    DEFINITION_FILE,
+                    os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                    dir_fd=folder,
+                )
         except (FileNotFoundError, NotADirectoryError):
             raise FileNotFoundError(path) from None
         except OSError as exc:
             raise InvalidDefinition(path, f"cannot be opened: {exc.strerror}") from None
         try:
-            stat = os.fstat(fd)
-            if stat.st_size > FILE_MAX_BYTES:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise InvalidDefinition(path, "is not a regular file")
+            if info.st_size > FILE_MAX_BYTES:
                 raise InvalidDefinition(
-                    path, f"is {stat.st_size} bytes; the limit is {FILE_MAX_BYTES}"
+                    path, f"is {info.st_size} bytes; the limit is {FILE_MAX_BYTES}"
                 )
             with os.fdopen(fd, "rb", closefd=False) as file:
                 data = file.read(FILE_MAX_BYTES + 1)
@@ -140,11 +151,11 @@ class Store:
             raise InvalidDefinition(path, "must hold a JSON object")
         try:
             assistant = assistant_from_document(
-                document, assistant_id=assistant_id, mtime=stat.st_mtime
+                document, assistant_id=assistant_id, mtime=info.st_mtime
             )
         except AssistantdError as exc:
             raise InvalidDefinition(path, exc.message) from None
-        return Definition(document, assistant, Signature.of(stat))
+        return Definition(document, assistant, Signature.of(info))
 
     def exists(self, assistant_id: str) -> bool:
         return os.path.lexists(self.root / assistant_id)
@@ -158,7 +169,8 @@ class Store:
         staged = self._staging / f"{assistant_id}.{secrets.token_hex(4)}"
         staged.mkdir()
         try:
-            signature = _write_atomically(staged / DEFINITION_FILE, document)
+            with _folder(self._staging, staged.name) as folder:
+                signature = _write_atomically(folder, DEFINITION_FILE, document)
             target = self.root / assistant_id
             if os.path.lexists(target):
                 raise FileExistsError(target)
@@ -172,11 +184,12 @@ class Store:
         return signature
 
     def replace(self, assistant_id: str, document: dict[str, Any]) -> Signature:
-        """Replace an assistant's definition atomically."""
-        folder = self.root / assistant_id
-        if not folder.is_dir():
-            raise FileNotFoundError(folder)
-        return _write_atomically(folder / DEFINITION_FILE, document)
+        """Replace an assistant's definition atomically.
+
+        Raises FileNotFoundError when the folder is gone (or is not a real folder).
+        """
+        with _folder(self.root, assistant_id) as folder:
+            return _write_atomically(folder, DEFINITION_FILE, document)
 
     def remove(self, assistant_id: str) -> None:
         """Take an assistant folder out of the root in one rename, then delete it.
@@ -190,21 +203,43 @@ class Store:
         shutil.rmtree(doomed, ignore_errors=True)
 
 
-def _write_atomically(path: Path, document: dict[str, Any]) -> Signature:
+@contextmanager
+def _folder(parent: Path, name: str) -> Iterator[int]:
+    """A descriptor of the folder ``parent/name``, refusing a symlink in its place.
+
+    Every file operation inside an assistant folder goes through this descriptor, so a folder
+    swapped for a link after it was indexed cannot lead a read or a write out of the root.
+    """
+    try:
+        fd = os.open(parent / name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+            raise FileNotFoundError(parent / name) from None
+        raise
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(folder: int, name: str, document: dict[str, Any]) -> Signature:
+    """Replace ``name`` in the folder ``folder`` (a descriptor) with ``document``, atomically."""
     data = msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n"
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    temporary = f".{name}.{secrets.token_hex(4)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temporary, flags, 0o644, dir_fd=folder)
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
             signature = Signature.of(os.fstat(file.fileno()))
-        os.replace(temporary, path)
+        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        with suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=folder)
         raise
-    _fsync_dir(path.parent)
+    os.fsync(folder)
     return signature
 
 

@@ -37,6 +37,8 @@ ANY_MODEL = "*"
 # A `created_at` above this is taken to be in milliseconds (Jan wrote `Date.now()` for a while);
 # in seconds it would be the year 5138.
 _MILLISECONDS_FROM = 100_000_000_000
+# The largest integer JavaScript clients read exactly; anything above is not a time anyway.
+_LATEST = 2**53 - 1
 
 
 class Assistant(msgspec.Struct, kw_only=True):
@@ -187,6 +189,12 @@ def _created_at(value: int | float | UnsetType, mtime: float) -> int:
         )
     if value >= _MILLISECONDS_FROM:
         value = value / 1000
+    if value > _LATEST:
+        raise InvalidRequestError(
+            f"Invalid 'created_at': {value!r} is not a plausible Unix time.",
+            param="created_at",
+            code="invalid_value",
+        )
     return int(value)
 
 

@@ -50,6 +50,7 @@ class _RawReply(msgspec.Struct):
     error: ErrorObject | UnsetType = UNSET
 
 
+_NO_PARAMS = msgspec.Raw(b"{}")
 _encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.json.Decoder(Request)
 _id_decoder = msgspec.json.Decoder(_IdOnly)
@@ -87,13 +88,13 @@ def decode_request(body: bytes) -> tuple[Request, Any]:
         raise NotFoundError(
             f"Unknown method {request.method!r}.", param="method", code="unknown_method"
         )
+    # JSON-RPC clients often send `"params": null` for "no params".
+    params = _NO_PARAMS if bytes(request.params) == b"null" else request.params
     try:
-        return request, decoder.decode(request.params)
+        return request, decoder.decode(params)
     except msgspec.ValidationError as exc:
-        error = from_validation_error(exc)
-        if error.param is None:  # the params as a whole, such as `"params": 3`
-            error.param = "params"
-        raise error from None
+        # `whole`: a failure of the params as a whole, such as `"params": 3`.
+        raise from_validation_error(exc, whole="params") from None
     except msgspec.DecodeError as exc:  # pragma: no cover - Raw holds valid JSON
         raise InvalidRequestError(f"Invalid params: {exc}.", param="params") from None
 

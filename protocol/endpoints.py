@@ -19,6 +19,12 @@ ENV_RUNTIME_DIR = "ASSISTANTD_RUNTIME_DIR"
 IPC_PATH_MAX_BYTES = 107
 
 
+def _xdg(env: Mapping[str, str], name: str) -> str | None:
+    """An XDG base directory variable, or None: the spec says to ignore relative ones."""
+    value = env.get(name)
+    return value if value and value.startswith("/") else None
+
+
 def default_root(env: Mapping[str, str], home: Path) -> Path:
     """``$ASSISTANTD_ROOT``, else ``$XDG_DATA_HOME/assistantd/assistants``, else under ~/.local.
 
@@ -27,7 +33,7 @@ def default_root(env: Mapping[str, str], home: Path) -> Path:
     """
     if explicit := env.get(ENV_ROOT):
         return Path(explicit)
-    data_home = env.get("XDG_DATA_HOME") or str(home / ".local" / "share")
+    data_home = _xdg(env, "XDG_DATA_HOME") or str(home / ".local" / "share")
     return Path(data_home) / "assistantd" / "assistants"
 
 
@@ -42,9 +48,15 @@ def default_runtime_dir(env: Mapping[str, str], uid: int, tmp: Path) -> Path:
     """
     if explicit := env.get(ENV_RUNTIME_DIR):
         return Path(explicit)
-    if xdg := env.get("XDG_RUNTIME_DIR"):
+    if xdg := _xdg(env, "XDG_RUNTIME_DIR"):
         return Path(xdg) / "assistantd"
     return tmp / f"assistantd-{uid}"
+
+
+def default_config_file(env: Mapping[str, str], home: Path) -> Path:
+    """``$XDG_CONFIG_HOME/assistantd/config.toml``, else under ``~/.config``."""
+    config_home = _xdg(env, "XDG_CONFIG_HOME") or str(home / ".config")
+    return Path(config_home) / "assistantd" / "config.toml"
 
 
 def ipc_endpoint(path: Path) -> str:

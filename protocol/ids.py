@@ -11,7 +11,7 @@ import secrets
 import unicodedata
 
 from .errors import InvalidRequestError
-from .limits import ID_MAX_CHARS
+from .limits import ID_MAX_BYTES, ID_MAX_CHARS
 
 DEFAULT_ASSISTANT_ID = "jan"
 _FORBIDDEN = frozenset("/\\\0")
@@ -39,6 +39,8 @@ def id_problem(value: str) -> str | None:
         return "must not contain control characters"
     if value != value.strip():
         return "must not start or end with white space"
+    if len(value.encode("utf-8", "surrogatepass")) > ID_MAX_BYTES:
+        return f"must be at most {ID_MAX_BYTES} bytes in UTF-8"
     return None
 
 

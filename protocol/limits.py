@@ -20,6 +20,8 @@ TOP_P_RANGE: Final = (0.0, 1.0)
 
 # Assistant ids are folder names; these keep them portable and unambiguous.
 ID_MAX_CHARS: Final = 128
+# A folder name holds 255 bytes; the daemon's staging and trash names add a suffix to the id.
+ID_MAX_BYTES: Final = 200
 
 # listAssistants paging.
 LIST_LIMIT_DEFAULT: Final = 20

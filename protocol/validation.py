@@ -27,16 +27,20 @@ _BOUND_CODES = {
 
 
 def _join(prefix: str | None, path: str) -> str | None:
-    path = path.removeprefix(".")
+    # msgspec writes a dict value's place as `[...]` (it does not say which key): name the dict.
+    path = path.replace("[...]", "").removeprefix(".")
     if prefix and path:
         return f"{prefix}.{path}" if not path.startswith("[") else f"{prefix}{path}"
     return prefix or path or None
 
 
 def from_validation_error(
-    exc: msgspec.ValidationError, *, prefix: str | None = None
+    exc: msgspec.ValidationError, *, prefix: str | None = None, whole: str | None = None
 ) -> InvalidRequestError:
     """The 400 error for a msgspec validation failure, with ``param`` naming the field.
+
+    ``prefix`` is put in front of every path; ``whole`` names the value itself when the
+    failure is about all of it rather than one field.
 
     >>> class P(msgspec.Struct, forbid_unknown_fields=True):
     ...     limit: int = 20
@@ -67,7 +71,7 @@ def from_validation_error(
             param=param,
             code="missing_required_parameter",
         )
-    param = _join(prefix, path)
+    param = _join(prefix, path) or whole
     code = "invalid_value"
     if bound := _BOUND.match(text):
         code = _BOUND_CODES[bound["op"]]
