@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from assistantd.client import Client, NotFoundError
 
+from assistantd.client import Client, NotFoundError
 from tests.utils import DaemonProcess
 
 
