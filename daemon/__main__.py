@@ -53,8 +53,12 @@ async def serve(settings: Settings) -> None:
     from .daemon import Daemon  # imported here so `--help` stays quick
 
     stop = asyncio.Event()
+    shutdown = stop.wait()
     with captured_signals(asyncio.get_running_loop(), stop):
-        await Daemon(settings).run(shutdown=stop.wait())
+        try:
+            await Daemon(settings).run(shutdown=shutdown)
+        finally:
+            shutdown.close()  # never awaited when the start is refused
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,14 @@ from .assistants import AssistantService
 from .config import Settings
 from .defaults import default_assistant_document
 from .index import Entry, Index
-from .runtime import ROOT_LOCK, RUNTIME_LOCK, Lock, check_endpoints, prepare_runtime_dir
+from .runtime import (
+    ROOT_LOCK,
+    RUNTIME_LOCK,
+    Lock,
+    check_endpoints,
+    prepare_runtime_dir,
+    remove_socket_files,
+)
 from .server import CommandServer
 from .store import Definition, Store
 
@@ -112,9 +119,12 @@ class Daemon:
                 log.info("stopping")
                 # 1. stop taking commands (writes already under way finish first).
                 stop_serving.set()
-            # 2. close the sockets.
+            # 2. close the sockets, and remove their files while the runtime dir is still ours
+            # (libzmq removes an ipc file itself only for wildcard binds); a client then learns
+            # at once that no daemon runs, instead of waiting out its timeout.
             commands.close(linger=0)
             events.close(linger=0)
+            remove_socket_files(settings)
         finally:
             context.destroy(linger=0)
         log.info("stopped")

@@ -51,6 +51,13 @@ def check_endpoints(settings: Settings) -> None:
             raise ConfigError(f"--{name}: {problem}")
 
 
+def remove_socket_files(settings: Settings) -> None:
+    """Remove the daemon's ipc socket files (call while holding the runtime dir's lock)."""
+    for endpoint in (settings.command, settings.events):
+        if endpoint.startswith("ipc://"):
+            Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+
+
 class Lock:
     """An exclusive ``flock`` on a file that holds the owner's pid, released on close.
 

@@ -58,6 +58,11 @@ class CommandServer:
                 log.warning("bad request", request_id=request_id, error=error.message)
                 self._send(envelope, encode_error(request_id, error))
                 continue
+            except Exception:
+                # No message, however strange, may end the loop that serves everyone.
+                log.exception("request could not be decoded")
+                self._send(envelope, encode_error(recover_id(body[0]), _internal()))
+                continue
             handler = self._handlers[request.method]
             try:
                 outcome = handler(params)

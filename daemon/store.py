@@ -147,6 +147,8 @@ class Store:
             document = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
             raise InvalidDefinition(path, f"is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidDefinition(path, "is nested too deeply to be read") from None
         if not isinstance(document, dict):
             raise InvalidDefinition(path, "must hold a JSON object")
         try:

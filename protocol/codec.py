@@ -83,6 +83,8 @@ def decode_request(body: bytes) -> tuple[Request, Any]:
         raise InvalidRequestError(
             f"The request is not valid JSON: {exc}.", code="invalid_json"
         ) from None
+    except RecursionError:
+        raise _too_deep() from None
     decoder = _params_decoders.get(request.method)
     if decoder is None:
         raise NotFoundError(
@@ -95,15 +97,23 @@ def decode_request(body: bytes) -> tuple[Request, Any]:
     except msgspec.ValidationError as exc:
         # `whole`: a failure of the params as a whole, such as `"params": 3`.
         raise from_validation_error(exc, whole="params") from None
+    except RecursionError:
+        raise _too_deep() from None
     except msgspec.DecodeError as exc:  # pragma: no cover - Raw holds valid JSON
         raise InvalidRequestError(f"Invalid params: {exc}.", param="params") from None
+
+
+def _too_deep() -> InvalidRequestError:
+    # msgspec raises RecursionError for JSON nested deeper than the interpreter's recursion
+    # limit; a few hundred kilobytes of `[` are enough, well under the size limit.
+    return InvalidRequestError("The request is nested too deeply to be read.", code="invalid_json")
 
 
 def recover_id(body: bytes) -> RequestId | None:
     """The ``id`` of a request that could not be decoded, where one can be found."""
     try:
         return _id_decoder.decode(body).id
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
 
 
