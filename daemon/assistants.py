@@ -200,7 +200,7 @@ class AssistantService:
 
     async def _read_for_write(self, assistant_id: str) -> Definition:
         try:
-            return await asyncio.to_thread(self.store.read, assistant_id)
+            return await asyncio.to_thread(self.store.read_document, assistant_id)
         except FileNotFoundError:
             self.index.remove(assistant_id)
             raise _not_found(assistant_id) from None

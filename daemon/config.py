@@ -7,7 +7,6 @@ same keys as the long options (``runtime-dir = "..."``; ``runtime_dir`` works to
 from __future__ import annotations
 
 import os
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -23,6 +22,7 @@ from assistantd.protocol.endpoints import (
     default_root,
     default_runtime_dir,
     ipc_endpoint,
+    temp_dir,
 )
 
 from .logs import LEVELS, LogFormat
@@ -99,7 +99,7 @@ def resolve(
     runtime_dir = (
         Path(values["runtime_dir"])
         if "runtime_dir" in values
-        else default_runtime_dir(env, os.getuid(), Path(tempfile.gettempdir()))
+        else default_runtime_dir(env, os.getuid(), temp_dir(env))
     )
     root = root.expanduser().absolute()
     runtime_dir = runtime_dir.expanduser().absolute()

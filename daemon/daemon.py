@@ -6,13 +6,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable
-from importlib.metadata import PackageNotFoundError, version
 
 import structlog
 import zmq
 import zmq.asyncio
 
-from assistantd.protocol import PROTOCOL_VERSION
+from assistantd.protocol import PROTOCOL_VERSION, __version__
 from assistantd.protocol.ids import DEFAULT_ASSISTANT_ID
 from assistantd.protocol.limits import TRANSPORT_MAX_BYTES
 
@@ -29,16 +28,9 @@ from .runtime import (
     remove_socket_files,
 )
 from .server import CommandServer
-from .store import Definition, Store
+from .store import Loaded, Store
 
 log = structlog.get_logger("assistantd")
-
-
-def daemon_version() -> str:
-    try:
-        return version("assistantd")
-    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-        return "0+unknown"
 
 
 class Daemon:
@@ -79,9 +71,7 @@ class Daemon:
         settings = self.settings
         started = time.monotonic()
         self._load_index()
-        service = AssistantService(
-            self.store, self.index, version=daemon_version(), epoch=self.epoch
-        )
+        service = AssistantService(self.store, self.index, version=__version__, epoch=self.epoch)
         context = zmq.asyncio.Context()
         try:
             commands = context.socket(zmq.ROUTER)
@@ -134,7 +124,7 @@ class Daemon:
         found_any = False
         for assistant_id, outcome in self.store.scan():
             found_any = True
-            if isinstance(outcome, Definition):
+            if isinstance(outcome, Loaded):
                 entries.append(Entry(outcome.assistant, outcome.signature))
             else:
                 log.warning(
@@ -151,5 +141,5 @@ class Daemon:
     def _write_default(self) -> Entry:
         self.store.create(DEFAULT_ASSISTANT_ID, default_assistant_document(int(time.time())))
         definition = self.store.read(DEFAULT_ASSISTANT_ID)
-        log.info("default assistant written", path=str(self.store.definition_path("jan")))
+        log.info("default assistant written", path=self.store.definition_path("jan"))
         return Entry(definition.assistant, definition.signature)

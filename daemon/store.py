@@ -22,7 +22,11 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from assistantd.protocol.assistant import Assistant, assistant_from_document
+from assistantd.protocol.assistant import (
+    Assistant,
+    assistant_from_document,
+    assistant_from_json,
+)
 from assistantd.protocol.errors import AssistantdError
 from assistantd.protocol.ids import id_problem
 from assistantd.protocol.limits import FILE_MAX_BYTES
@@ -42,6 +46,13 @@ class Signature(NamedTuple):
     @classmethod
     def of(cls, stat: os.stat_result) -> Signature:
         return cls(stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+class Loaded(NamedTuple):
+    """A definition read from disk: what it defines, and which version of the file."""
+
+    assistant: Assistant
+    signature: Signature
 
 
 class Definition(NamedTuple):
@@ -66,11 +77,14 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_prefix = f"{root}/"
         self._staging = root / STAGING_DIR
         self._trash = root / TRASH_DIR
 
-    def definition_path(self, assistant_id: str) -> Path:
-        return self.root / assistant_id / DEFINITION_FILE
+    def definition_path(self, assistant_id: str) -> str:
+        # A plain string: this is on the path of every getAssistant, and pathlib costs
+        # microseconds per join.
+        return f"{self._root_prefix}{assistant_id}/{DEFINITION_FILE}"
 
     def create_root(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -80,7 +94,7 @@ class Store:
         for leftovers in (self._staging, self._trash):
             shutil.rmtree(leftovers, ignore_errors=True)
 
-    def scan(self) -> Iterator[tuple[str, Definition | InvalidDefinition]]:
+    def scan(self) -> Iterator[tuple[str, Loaded | InvalidDefinition]]:
         """Every assistant folder of the root, read; hidden folders and loose files are skipped.
 
         A folder whose name is not a valid id, or whose definition is broken, yields an
@@ -90,8 +104,8 @@ class Store:
             for entry in entries:
                 if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue
-                path = Path(entry.path) / DEFINITION_FILE
                 if problem := id_problem(entry.name):
+                    path = Path(entry.path) / DEFINITION_FILE
                     yield entry.name, InvalidDefinition(path, f"the folder name {problem}")
                     continue
                 try:
@@ -108,41 +122,23 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def read(self, assistant_id: str) -> Definition:
-        """Read and validate one assistant's definition.
+    def read(self, assistant_id: str) -> Loaded:
+        """Read and validate one assistant's definition (decoded straight into its Struct).
 
         Raises FileNotFoundError when there is no file, :class:`InvalidDefinition` otherwise.
         """
-        path = self.definition_path(assistant_id)
+        data, info = self._read_bytes(assistant_id)
         try:
-            with _folder(self.root, assistant_id) as folder:
-                # O_NOFOLLOW: a definition that is a symlink could point anywhere on the
-                # machine. O_NONBLOCK: opening a FIFO must not wait for a writer.
-                fd = os.open(
-                    DEFINITION_FILE,
-                    os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                    dir_fd=folder,
-                )
-        except (FileNotFoundError, NotADirectoryError):
-            raise FileNotFoundError(path) from None
-        except OSError as exc:
-            raise InvalidDefinition(path, f"cannot be opened: {exc.strerror}") from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise InvalidDefinition(path, "is not a regular file")
-            if info.st_size > FILE_MAX_BYTES:
-                raise InvalidDefinition(
-                    path, f"is {info.st_size} bytes; the limit is {FILE_MAX_BYTES}"
-                )
-            with os.fdopen(fd, "rb", closefd=False) as file:
-                data = file.read(FILE_MAX_BYTES + 1)
-        except OSError as exc:
-            raise InvalidDefinition(path, f"cannot be read: {exc.strerror}") from None
-        finally:
-            os.close(fd)
-        if len(data) > FILE_MAX_BYTES:
-            raise InvalidDefinition(path, f"is over the limit of {FILE_MAX_BYTES} bytes")
+            assistant = assistant_from_json(data, assistant_id=assistant_id, mtime=info.st_mtime)
+        except AssistantdError as exc:
+            raise InvalidDefinition(Path(self.definition_path(assistant_id)), exc.message) from None
+        return Loaded(assistant, Signature.of(info))
+
+    def read_document(self, assistant_id: str) -> Definition:
+        """Like :meth:`read`, and also the file's whole JSON document, unknown fields included
+        (what a modify starts from)."""
+        data, info = self._read_bytes(assistant_id)
+        path = Path(self.definition_path(assistant_id))
         try:
             document = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
@@ -158,6 +154,42 @@ class Store:
         except AssistantdError as exc:
             raise InvalidDefinition(path, exc.message) from None
         return Definition(document, assistant, Signature.of(info))
+
+    def _read_bytes(self, assistant_id: str) -> tuple[bytes, os.stat_result]:
+        path = self.definition_path(assistant_id)
+        try:
+            with _folder(self.root, assistant_id) as folder:
+                # O_NOFOLLOW: a definition that is a symlink could point anywhere on the
+                # machine. O_NONBLOCK: opening a FIFO must not wait for a writer.
+                fd = os.open(
+                    DEFINITION_FILE,
+                    os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                    dir_fd=folder,
+                )
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(path) from None
+        except OSError as exc:
+            raise InvalidDefinition(Path(path), f"cannot be opened: {exc.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise InvalidDefinition(Path(path), "is not a regular file")
+            if info.st_size > FILE_MAX_BYTES:
+                raise InvalidDefinition(
+                    Path(path), f"is {info.st_size} bytes; the limit is {FILE_MAX_BYTES}"
+                )
+            # Ask for the size fstat gave, plus one byte to notice growth: a read of the
+            # largest allowed size would allocate 4 MiB for every file.
+            data = os.read(fd, info.st_size + 1)
+            if len(data) > info.st_size:
+                data += os.read(fd, FILE_MAX_BYTES + 1 - len(data))
+        except OSError as exc:
+            raise InvalidDefinition(Path(path), f"cannot be read: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if len(data) > FILE_MAX_BYTES:
+            raise InvalidDefinition(Path(path), f"is over the limit of {FILE_MAX_BYTES} bytes")
+        return data, info
 
     def exists(self, assistant_id: str) -> bool:
         return os.path.lexists(self.root / assistant_id)

@@ -89,6 +89,8 @@ class _DiskFields(DefinitionFields, kw_only=True):
     created_at: int | float | UnsetType = UNSET
 
 
+_disk_decoder = msgspec.json.Decoder(_DiskFields)
+
 _PLAIN_FIELDS = tuple(
     name for name in DefinitionFields.__struct_fields__ if name not in ("model", "models")
 )
@@ -159,6 +161,33 @@ def assistant_from_document(
         fields = msgspec.convert(document, _DiskFields)
     except msgspec.ValidationError as exc:
         raise from_validation_error(exc) from None
+    return _from_fields(fields, assistant_id=assistant_id, mtime=mtime, state=state)
+
+
+def assistant_from_json(
+    data: bytes, *, assistant_id: str, mtime: float, state: State = "ready"
+) -> Assistant:
+    """:func:`assistant_from_document` for the bytes of a file, decoded in one pass.
+
+    Unknown fields are skipped rather than kept, which is what loading wants: only a modify
+    needs the whole document.
+    """
+    try:
+        fields = _disk_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        if str(exc).startswith("Expected `object`"):  # the document itself, not a field
+            raise InvalidRequestError("must hold a JSON object", code="invalid_type") from None
+        raise from_validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestError(f"is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidRequestError("is nested too deeply to be read", code="invalid_json") from None
+    return _from_fields(fields, assistant_id=assistant_id, mtime=mtime, state=state)
+
+
+def _from_fields(
+    fields: _DiskFields, *, assistant_id: str, mtime: float, state: State
+) -> Assistant:
     model, models = _normal_models(fields.model, fields.models)
     assistant = Assistant(
         id=assistant_id,

@@ -14,7 +14,6 @@ from .errors import InvalidRequestError
 from .limits import ID_MAX_BYTES, ID_MAX_CHARS
 
 DEFAULT_ASSISTANT_ID = "jan"
-_FORBIDDEN = frozenset("/\\\0")
 
 
 def id_problem(value: str) -> str | None:
@@ -33,9 +32,11 @@ def id_problem(value: str) -> str | None:
         return f"must be at most {ID_MAX_CHARS} characters"
     if value.startswith("."):
         return "must not start with a dot"
-    if any(ch in _FORBIDDEN for ch in value):
+    if "/" in value or "\\" in value or "\0" in value:
         return "must not contain a path separator or NUL"
-    if any(unicodedata.category(ch)[0] == "C" for ch in value):
+    # isprintable() is False for every control (and some other) character; only then is the
+    # per-character look-up needed, which keeps the check cheap for every ordinary id.
+    if not value.isprintable() and any(unicodedata.category(ch)[0] == "C" for ch in value):
         return "must not contain control characters"
     if value != value.strip():
         return "must not start or end with white space"

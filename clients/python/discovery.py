@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from assistantd.protocol.endpoints import COMMAND_SOCKET, default_runtime_dir, ipc_endpoint
+from assistantd.protocol.endpoints import (
+    COMMAND_SOCKET,
+    default_runtime_dir,
+    ipc_endpoint,
+    temp_dir,
+)
 from assistantd.protocol.errors import UnavailableError
 
 
@@ -22,9 +26,8 @@ def command_endpoint(
     if command:
         return command
     if runtime_dir is None:
-        found = default_runtime_dir(
-            os.environ if env is None else env, os.getuid(), Path(tempfile.gettempdir())
-        )
+        env = os.environ if env is None else env
+        found = default_runtime_dir(env, os.getuid(), temp_dir(env))
     else:
         found = Path(runtime_dir)
     return ipc_endpoint(found.absolute() / COMMAND_SOCKET)

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from assistantd.daemon import store as store_module
-from assistantd.daemon.store import Definition, InvalidDefinition, Signature, Store
+from assistantd.daemon.store import InvalidDefinition, Loaded, Signature, Store
 from assistantd.protocol.ids import id_problem
 from assistantd.protocol.limits import FILE_MAX_BYTES
 
@@ -38,7 +38,7 @@ def temporaries(folder: Path) -> list[str]:
     return [name for name in os.listdir(folder) if name.endswith(".tmp")]
 
 
-def scan(store: Store) -> dict[str, Definition | InvalidDefinition]:
+def scan(store: Store) -> dict[str, Loaded | InvalidDefinition]:
     return dict(store.scan())
 
 
@@ -67,7 +67,7 @@ def test_create_writes_the_folder_whole(store: Store, root: Path) -> None:
     # The signature is that of the file in place: the watcher uses it to know its own writes.
     assert signature == Signature.of(os.stat(path))
     assert os.listdir(root / ".staging") == []
-    definition = store.read("ada")
+    definition = store.read_document("ada")
     assert definition.document == document
     assert definition.assistant.name == "Ada"
     assert definition.signature == signature
@@ -141,7 +141,7 @@ def test_replace_keeps_unknown_values_exactly(store: Store) -> None:
     document = msgspec.json.decode(raw)
     store.create("ada", {"name": "first"})
     store.replace("ada", document)
-    again = store.read("ada").document
+    again = store.read_document("ada").document
     for key, value in document.items():
         assert msgspec.json.encode(again[key]) == msgspec.json.encode(value), key
 
@@ -292,14 +292,15 @@ def test_scan_reads_valid_folders_and_skips_the_rest(store: Store, root: Path) -
     found = scan(store)
     assert sorted(found) == ["ada", "jan"]
     ada, jan = found["ada"], found["jan"]
-    assert isinstance(ada, Definition)
-    assert isinstance(jan, Definition)
+    assert isinstance(ada, Loaded)
+    assert isinstance(jan, Loaded)
     assert (ada.assistant.id, ada.assistant.name, ada.assistant.created_at) == (
         "ada",
         "Ada",
         1700000000,
     )
-    assert ada.document["id"] == "other"  # the document is what the file says
+    # The id is the folder's, whatever the file says; a modify starts from the file as it is.
+    assert store.read_document("ada").document["id"] == "other"
     jan_path = root / "jan" / "assistant.json"
     assert jan.assistant.created_at == int(os.stat(jan_path).st_mtime)
     assert jan.signature == Signature.of(os.stat(jan_path))
@@ -322,7 +323,7 @@ def test_scan_reads_valid_folders_and_skips_the_rest(store: Store, root: Path) -
         (b'{"metadata": {' + b",".join(b'"k%d": "v"' % i for i in range(17)) + b"}}", "metadata"),
         (b'{"temperature": 3}', "temperature"),
         (b'{"models": []}', "models"),
-        (b'{"created_at": 1e400}', "not valid JSON"),
+        (b'{"created_at": 1e400}', "out of range"),
     ],
 )
 def test_scan_reports_an_invalid_definition_with_its_reason(
@@ -331,7 +332,7 @@ def test_scan_reports_an_invalid_definition_with_its_reason(
     write(root, "good", b"{}")
     path = write(root, "bad", content)
     found = scan(store)
-    assert isinstance(found["good"], Definition)
+    assert isinstance(found["good"], Loaded)
     invalid = found["bad"]
     assert isinstance(invalid, InvalidDefinition)
     assert invalid.path == path
@@ -438,7 +439,7 @@ def test_clear_leftovers_empties_staging_and_trash(store: Store, root: Path) -> 
     store.clear_leftovers()
     assert not (root / ".staging").exists() or os.listdir(root / ".staging") == []
     assert not (root / ".trash").exists() or os.listdir(root / ".trash") == []
-    assert isinstance(scan(store)["keep"], Definition)
+    assert isinstance(scan(store)["keep"], Loaded)
     store.clear_leftovers()  # nothing to clear is fine too
 
 
