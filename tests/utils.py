@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +88,59 @@ def daemon_command(*args: str) -> list[str]:
 
 
 @contextmanager
+def spawned_daemon(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    root: Path,
+    runtime_dir: Path,
+    ready_timeout: float = START_TIMEOUT,
+    stop_timeout: float = STOP_TIMEOUT,
+) -> Iterator[DaemonProcess]:
+    """Start ``assistantd ARGS`` with exactly ``env``; wait for ``ready``; stop it on the way out.
+
+    ``root`` and ``runtime_dir`` are where the daemon is expected to serve (the caller's args
+    or env put it there). A stop that fails is reported only when the test itself did not fail
+    already, so that the first failure is the one shown.
+    """
+    process = subprocess.Popen(
+        daemon_command(*args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+    )
+    daemon = DaemonProcess(root, runtime_dir, process)
+    reader = threading.Thread(target=daemon._collect, daemon=True)
+    reader.start()
+    try:
+        daemon.wait_for_log(lambda line: line.get("event") == "ready", ready_timeout)
+        yield daemon
+    except BaseException:
+        _end(process, stop_timeout)
+        raise
+    else:
+        daemon.stop(stop_timeout)
+    finally:
+        _end(process, 0)
+        reader.join(5)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def _end(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; nothing if the process has ended."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
 def running_daemon(
     root: Path,
     *,
@@ -98,35 +151,16 @@ def running_daemon(
     """Start ``assistantd`` as a real process on ``root``; wait until it logs ``ready``."""
     own_runtime = runtime_dir is None
     runtime_dir = runtime_dir or short_dir()
-    process = subprocess.Popen(
-        daemon_command(
-            "--root",
-            str(root),
-            "--runtime-dir",
-            str(runtime_dir),
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-            *args,
-        ),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    daemon = DaemonProcess(root, runtime_dir, process)
-    reader = threading.Thread(target=daemon._collect, daemon=True)
-    reader.start()
+    standard = ("--root", str(root), "--runtime-dir", str(runtime_dir))
+    logging = ("--log-format", "json", "--log-level", "debug")
     try:
-        daemon.wait_for_log(lambda line: line.get("event") == "ready", START_TIMEOUT)
-        yield daemon
+        with spawned_daemon(
+            (*standard, *logging, *args),
+            env={**os.environ, **(env or {})},
+            root=root,
+            runtime_dir=runtime_dir,
+        ) as daemon:
+            yield daemon
     finally:
-        try:
-            daemon.stop()
-        finally:
-            reader.join(5)
-            if process.stderr is not None:
-                process.stderr.close()
-            if own_runtime:
-                shutil.rmtree(runtime_dir, ignore_errors=True)
+        if own_runtime:
+            shutil.rmtree(runtime_dir, ignore_errors=True)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,57 +93,6 @@ def clean_env(**changes: str | None) -> dict[str, str]:
         else:
             env[key] = value
     return env
-
-
-@contextmanager
-def spawned_daemon(
-    args: tuple[str, ...],
-    *,
-    env: Mapping[str, str],
-    root: Path,
-    runtime_dir: Path,
-    ready_timeout: float = 10.0,
-    stop_timeout: float = 10.0,
-) -> Iterator[DaemonProcess]:
-    """Start ``assistantd ARGS`` with exactly ``env`` (unlike ``running_daemon``, which always
-    passes ``--root`` and ``--runtime-dir``); wait for ``ready``; stop it (SIGTERM, then
-    SIGKILL) on the way out. ``root`` and ``runtime_dir`` are where it is expected to be."""
-    process = subprocess.Popen(
-        daemon_command(*args),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=dict(env),
-    )
-    daemon = DaemonProcess(root, runtime_dir, process)
-    reader = threading.Thread(target=daemon._collect, daemon=True)
-    reader.start()
-    try:
-        daemon.wait_for_log(lambda line: line.get("event") == "ready", ready_timeout)
-        yield daemon
-    except BaseException:
-        # The test failed already: end the daemon whatever it takes, and keep that failure
-        # (rather than "did not stop") as the one reported.
-        _end(process, stop_timeout)
-        raise
-    else:
-        daemon.stop(stop_timeout)
-    finally:
-        _end(process, 0)
-        reader.join(5)
-        if process.stderr is not None:
-            process.stderr.close()
-
-
-def _end(process: subprocess.Popen[bytes], timeout: float) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @dataclass

@@ -32,8 +32,8 @@ from assistantd.client import (
     NotFoundError,
     PermissionDeniedError,
 )
-from tests.e2e.helpers import log_mark, short_tmp, spawned_daemon, wait_for_new_log, write_json
-from tests.utils import DaemonProcess, running_daemon
+from tests.e2e.helpers import log_mark, short_tmp, wait_for_new_log, write_json
+from tests.utils import DaemonProcess, running_daemon, spawned_daemon
 
 
 def on_disk(daemon: DaemonProcess, assistant_id: str) -> dict[str, Any]:

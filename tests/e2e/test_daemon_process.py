@@ -22,11 +22,10 @@ from tests.e2e.helpers import (
     reply_of,
     run_to_exit,
     short_tmp,
-    spawned_daemon,
     wait_for_new_log,
     write_json,
 )
-from tests.utils import STOP_TIMEOUT, DaemonProcess, running_daemon, short_dir
+from tests.utils import STOP_TIMEOUT, DaemonProcess, running_daemon, short_dir, spawned_daemon
 
 SOCKETS = ("command.sock", "events.sock")
 
