@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import Awaitable
@@ -120,6 +121,17 @@ class Daemon:
         log.info("stopped")
 
     def _load_index(self) -> None:
+        # The cyclic collector would run hundreds of times while ten thousand definitions are
+        # built (none of which can form a cycle); after the load, freezing moves them out of
+        # its view for good, so later collections do not walk the whole index either.
+        gc.disable()
+        try:
+            self._scan_into_index()
+        finally:
+            gc.freeze()
+            gc.enable()
+
+    def _scan_into_index(self) -> None:
         entries: list[Entry] = []
         found_any = False
         for assistant_id, outcome in self.store.scan():

@@ -17,12 +17,36 @@ from .errors import InvalidRequestError
 
 _AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"field `(?P<field>[^`]+)`")
-_BOUND = re.compile(r"Expected `int` (?P<op>>=|<=|>|<) ")
-_BOUND_CODES = {
-    ">=": "integer_below_min_value",
-    ">": "integer_below_min_value",
-    "<=": "integer_above_max_value",
-    "<": "integer_above_max_value",
+# msgspec's words for a broken constraint, and the OpenAI code and wording for each.
+_CONSTRAINT = re.compile(
+    r"Expected `(?P<kind>int|float|str|array|object)`(?: of length)? (?P<op>>=|<=|>|<) "
+    r"(?P<bound>[-\d.]+)$"
+)
+_CONSTRAINTS = {
+    ("int", ">"): ("integer_below_min_value", "integer below minimum value", "a value >="),
+    ("int", "<"): ("integer_above_max_value", "integer above maximum value", "a value <="),
+    ("float", ">"): ("decimal_below_min_value", "decimal below minimum value", "a value >="),
+    ("float", "<"): ("decimal_above_max_value", "decimal above maximum value", "a value <="),
+    ("str", "<"): (
+        "string_above_max_length",
+        "string too long",
+        "a string with maximum length",
+    ),
+    ("array", "<"): (
+        "array_above_max_length",
+        "array too long",
+        "an array with maximum length",
+    ),
+    ("array", ">"): (
+        "array_below_min_length",
+        "array too short",
+        "an array with minimum length",
+    ),
+    ("object", "<"): (
+        "object_above_max_properties",
+        "too many properties",
+        "an object with at most this many properties:",
+    ),
 }
 
 
@@ -72,11 +96,16 @@ def from_validation_error(
             code="missing_required_parameter",
         )
     param = _join(prefix, path) or whole
-    code = "invalid_value"
-    if bound := _BOUND.match(text):
-        code = _BOUND_CODES[bound["op"]]
-    elif text.startswith("Expected"):
-        code = "invalid_type"
+    if (bound := _CONSTRAINT.match(text)) and (
+        known := _CONSTRAINTS.get((bound["kind"], bound["op"][0]))
+    ):
+        code, problem, expected = known
+        return InvalidRequestError(
+            f"Invalid '{param}': {problem}. Expected {expected} {bound['bound']}.",
+            param=param,
+            code=code,
+        )
+    code = "invalid_type" if text.startswith("Expected") else "invalid_value"
     where = f"'{param}'" if param else "the request"
     return InvalidRequestError(f"Invalid value for {where}: {text}.", param=param, code=code)
 
@@ -115,23 +144,4 @@ def check_object_size(value: Mapping[str, Any], param: str, max_pairs: int) -> N
             f"{max_pairs} properties, but got an object with {len(value)} properties instead.",
             param=param,
             code="object_above_max_properties",
-        )
-
-
-def check_range(value: float | None, param: str, low: float, high: float) -> None:
-    if value is None:
-        return
-    if value < low:
-        raise InvalidRequestError(
-            f"Invalid '{param}': decimal below minimum value. Expected a value >= {low}, "
-            f"but got {value} instead.",
-            param=param,
-            code="decimal_below_min_value",
-        )
-    if value > high:
-        raise InvalidRequestError(
-            f"Invalid '{param}': decimal above maximum value. Expected a value <= {high}, "
-            f"but got {value} instead.",
-            param=param,
-            code="decimal_above_max_value",
         )
