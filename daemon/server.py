@@ -54,12 +54,12 @@ class CommandServer:
         queued: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
         while True:
             self._handle(await self._socket.recv_multipart(), tasks)
+            # EVENTS rather than a recv that may fail: a raised zmq.Again per command would
+            # cost more than the check, and a lone client's command never finds a queue.
             for _ in range(BATCH):
-                try:
-                    frames = queued.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
+                if not queued.get(zmq.EVENTS) & zmq.POLLIN:
                     break
-                self._handle(frames, tasks)
+                self._handle(queued.recv_multipart(zmq.NOBLOCK), tasks)
 
     def _handle(self, frames: list[bytes], tasks: asyncio.TaskGroup) -> None:
         """Answer one command: at once for a plain handler, from a task for a coroutine."""
