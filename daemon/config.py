@@ -85,7 +85,7 @@ def resolve(
     if config_path is not None:
         file_values = read_config_file(Path(config_path))
     else:
-        implicit = default_config_file(env, home)
+        implicit = Path(default_config_file(env, str(home)))
         file_values = read_config_file(implicit) if implicit.is_file() else {}
 
     values: dict[str, Any] = dict(file_values)
@@ -95,11 +95,11 @@ def resolve(
         values["runtime_dir"] = env[ENV_RUNTIME_DIR]
     values.update({key: value for key, value in options.items() if key in _KEYS and value})
 
-    root = Path(values["root"]) if "root" in values else default_root(env, home)
+    root = Path(values["root"]) if "root" in values else Path(default_root(env, str(home)))
     runtime_dir = (
         Path(values["runtime_dir"])
         if "runtime_dir" in values
-        else default_runtime_dir(env, os.getuid(), temp_dir(env))
+        else Path(default_runtime_dir(env, os.getuid(), temp_dir(env)))
     )
     root = root.expanduser().absolute()
     runtime_dir = runtime_dir.expanduser().absolute()

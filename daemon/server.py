@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import zmq
@@ -57,7 +57,7 @@ class CommandServer:
             # EVENTS rather than a recv that may fail: a raised zmq.Again per command would
             # cost more than the check, and a lone client's command never finds a queue.
             for _ in range(BATCH):
-                if not queued.get(zmq.EVENTS) & zmq.POLLIN:
+                if not cast(int, queued.get(zmq.EVENTS)) & zmq.POLLIN:
                     break
                 self._handle(queued.recv_multipart(zmq.NOBLOCK), tasks)
 

@@ -11,7 +11,12 @@ these without paying for that import.)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+
+# Annotations only, and `assistantctl` imports this module: typing would cost milliseconds of
+# its start-up (mypy takes any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 
 class AssistantdError(Exception):

@@ -1,8 +1,10 @@
 """``assistantctl``: manage the assistants of a running assistantd from the shell.
 
 Import time is most of a short command's run time, so this imports only what it needs: argparse,
-the stdlib's json, and the client's byte transport (pyzmq). It works on the protocol's plain
-JSON rather than the typed client, whose msgspec import would cost more than the rest together.
+the stdlib's json, and a byte transport: for a local ``ipc://`` endpoint a small ZMTP peer of
+our own (``assistantd.client.zmtp``), since importing pyzmq alone would take longer than the
+rest of the command. It works on the protocol's plain JSON rather than the typed client, whose
+msgspec import would cost as much again.
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from . import output
 
+# The typing module costs milliseconds to import and is needed only by type checkers here
+# (mypy treats any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from assistantd.client.transport import BlockingTransport
+    from typing import Any, Protocol
+
+    class Transport(Protocol):
+        endpoint: str
+
+        def exchange(self, body: bytes) -> bytes: ...
+        def close(self) -> None: ...
+
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the daemon answered with an error
@@ -133,13 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from assistantd.client.discovery import command_endpoint
-    from assistantd.client.transport import BlockingTransport
     from assistantd.protocol.errors import AssistantdError, UnavailableError
 
     endpoint = command_endpoint(
         command=getattr(args, "command", None), runtime_dir=getattr(args, "runtime_dir", None)
     )
-    transport = BlockingTransport(endpoint, getattr(args, "timeout", 10.0))
+    transport = _transport(endpoint, getattr(args, "timeout", 10.0))
     try:
         code: int = args.handler(Session(transport), args)
         return code
@@ -152,10 +162,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         transport.close()
 
 
+def _transport(endpoint: str, timeout: float) -> Transport:
+    """The ZMTP peer of our own for a local socket (no pyzmq import), pyzmq for the rest."""
+    if endpoint.startswith("ipc://"):
+        from assistantd.client.zmtp import UnixZmtpTransport
+
+        return UnixZmtpTransport(endpoint, timeout)
+    from assistantd.client.transport import BlockingTransport
+
+    return BlockingTransport(endpoint, timeout)
+
+
 class Session:
     """Requests over one transport, with ids, returning results as plain JSON values."""
 
-    def __init__(self, transport: BlockingTransport) -> None:
+    def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self._next_id = 1
 

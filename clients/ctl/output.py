@@ -9,7 +9,12 @@ import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+
+# Annotations only, and `assistantctl` imports this module: typing would cost milliseconds of
+# its start-up (mypy takes any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME_WIDTH = 32
 

@@ -11,9 +11,13 @@ command takes to run, and `assistantctl` needs neither.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+# mypy takes any name TYPE_CHECKING as true; the typing module itself is not imported, as
+# `assistantctl` imports this package and every millisecond of its start-up counts.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from assistantd.protocol.assistant import Assistant
     from assistantd.protocol.errors import (
         AssistantdError,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from assistantd.protocol.endpoints import (
     COMMAND_SOCKET,
@@ -29,8 +28,8 @@ def command_endpoint(
         env = os.environ if env is None else env
         found = default_runtime_dir(env, os.getuid(), temp_dir(env))
     else:
-        found = Path(runtime_dir)
-    return ipc_endpoint(found.absolute() / COMMAND_SOCKET)
+        found = os.fspath(runtime_dir)
+    return ipc_endpoint(os.path.join(os.path.abspath(found), COMMAND_SOCKET))
 
 
 def check_reachable(endpoint: str) -> None:

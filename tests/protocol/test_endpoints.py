@@ -15,8 +15,8 @@ from assistantd.protocol.endpoints import (
 )
 from assistantd.protocol.framing import Split, split_envelope
 
-HOME = Path("/home/ada")
-TMP = Path("/scratch")
+HOME = "/home/ada"
+TMP = "/scratch"
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ TMP = Path("/scratch")
     ],
 )
 def test_default_root(env: dict[str, str], expected: str) -> None:
-    assert default_root(env, HOME) == Path(expected)
+    assert default_root(env, HOME) == expected
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_default_root(env: dict[str, str], expected: str) -> None:
     ],
 )
 def test_default_runtime_dir(env: dict[str, str], expected: str) -> None:
-    assert default_runtime_dir(env, 1000, TMP) == Path(expected)
+    assert default_runtime_dir(env, 1000, TMP) == expected
 
 
 def test_runtime_dir_fallback_is_per_user() -> None:
