@@ -26,6 +26,7 @@ from assistantd.protocol.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from assistantd.protocol.events import InvalidFile
 from assistantd.protocol.ids import DEFAULT_ASSISTANT_ID, check_assistant_id, new_assistant_id
 from assistantd.protocol.messages import (
     AssistantRef,
@@ -37,9 +38,9 @@ from assistantd.protocol.messages import (
     PingResult,
 )
 
-from .index import Entry, Index
-from .locks import KeyedLocks
-from .store import Definition, InvalidDefinition, Store
+from .index import Entry
+from .state import LiveState
+from .store import Definition, InvalidDefinition, Loaded
 
 log = structlog.get_logger("assistantd.assistants")
 
@@ -54,15 +55,26 @@ class _Listing(msgspec.Struct):
     object: str = "list"
 
 
-class AssistantService:
-    """The handlers of the assistant methods, over one store and its index."""
+class _Snapshot(msgspec.Struct):
+    """getSnapshot's result, with the assistants spliced in already encoded."""
 
-    def __init__(self, store: Store, index: Index, *, version: str, epoch: str) -> None:
-        self.store = store
-        self.index = index
-        self._locks = KeyedLocks()
+    epoch: str
+    seq: int
+    assistants: list[msgspec.Raw]
+    invalid: list[InvalidFile]
+    object: str = "snapshot"
+
+
+class AssistantService:
+    """The handlers of the assistant methods, over the live state."""
+
+    def __init__(self, state: LiveState, *, version: str) -> None:
+        self.state = state
+        self.store = state.store
+        self.index = state.index
+        self._locks = state.locks
         self._version = version
-        self._epoch = epoch
+        self._epoch = state.publisher.epoch
         self._started = time.monotonic()
 
     def ping(self, params: NoParams) -> PingResult:
@@ -88,6 +100,17 @@ class AssistantService:
             first_id=entries[0].assistant.id if entries else None,
             last_id=entries[-1].assistant.id if entries else None,
             has_more=page.has_more,
+        )
+
+    def get_snapshot(self, params: NoParams) -> _Snapshot:
+        """``{"method": "getSnapshot"}`` -> ``{"object": "snapshot", "epoch", "seq",
+        "assistants": [...], "invalid": [...]}``, all as of ``seq`` (built without a pause in
+        which another change could slip in)."""
+        return _Snapshot(
+            epoch=self._epoch,
+            seq=self.state.publisher.seq,
+            assistants=[entry.encoded for entry in self.index.in_order()],
+            invalid=self.state.invalid_files,
         )
 
     def get_assistant(self, params: AssistantRef) -> msgspec.Raw:
@@ -118,8 +141,7 @@ class AssistantService:
                 signature = await asyncio.to_thread(self.store.create, assistant_id, document)
             except FileExistsError:
                 raise _taken(assistant_id) from None
-            entry = Entry(assistant, signature)
-            self.index.put(entry)
+            entry = self.state.put(Loaded(assistant, signature), "request")
         log.info("assistant created", assistant_id=assistant_id)
         return entry.encoded
 
@@ -143,10 +165,9 @@ class AssistantService:
             try:
                 signature = await asyncio.to_thread(self.store.replace, assistant_id, document)
             except FileNotFoundError:
-                self.index.remove(assistant_id)
+                self.state.remove(assistant_id, "file")
                 raise _not_found(assistant_id) from None
-            entry = Entry(assistant, signature)
-            self.index.put(entry)
+            entry = self.state.put(Loaded(assistant, signature), "request")
         log.info("assistant modified", assistant_id=assistant_id)
         return entry.encoded
 
@@ -166,43 +187,30 @@ class AssistantService:
             try:
                 await asyncio.to_thread(self.store.remove, assistant_id)
             except FileNotFoundError:
+                self.state.remove(assistant_id, "file")  # removed by hand a moment ago
                 raise _not_found(assistant_id) from None
-            finally:
-                # Either way the folder is no longer there to be served.
-                self.index.remove(assistant_id)
+            self.state.remove(assistant_id, "request")
         log.info("assistant deleted", assistant_id=assistant_id)
         return DeletedAssistant(id=assistant_id)
 
     def _current(self, assistant_id: str) -> Entry:
-        """The index entry, brought up to date with the file if the file changed."""
+        """The index entry, brought up to date with the file if the file changed.
+
+        While a write to the assistant is under way its entry is served as it is: the write
+        updates it (and publishes its event) as soon as the file is in place.
+        """
+        if not self._locks.is_held(assistant_id):
+            self.state.refresh(assistant_id, settle=False)
         entry = self.index.get(assistant_id)
         if entry is None:
             raise _not_found(assistant_id)
-        signature = self.store.signature(assistant_id)
-        if signature == entry.signature:
-            return entry
-        if signature is None:
-            self.index.remove(assistant_id)
-            raise _not_found(assistant_id)
-        try:
-            definition = self.store.read(assistant_id)
-        except FileNotFoundError:
-            self.index.remove(assistant_id)
-            raise _not_found(assistant_id) from None
-        except InvalidDefinition as invalid:
-            # The last good version stays served until the file is fixed.
-            log.warning("invalid assistant file", path=str(invalid.path), reason=invalid.reason)
-            entry.signature = signature
-            return entry
-        entry = Entry(definition.assistant, definition.signature)
-        self.index.put(entry)
         return entry
 
     async def _read_for_write(self, assistant_id: str) -> Definition:
         try:
             return await asyncio.to_thread(self.store.read_document, assistant_id)
         except FileNotFoundError:
-            self.index.remove(assistant_id)
+            self.state.remove(assistant_id, "file")
             raise _not_found(assistant_id) from None
         except InvalidDefinition as invalid:
             raise ConflictError(

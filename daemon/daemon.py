@@ -19,7 +19,8 @@ from assistantd.protocol.limits import TRANSPORT_MAX_BYTES
 from .assistants import AssistantService
 from .config import Settings
 from .defaults import default_assistant_document
-from .index import Entry, Index
+from .index import Index
+from .publisher import Publisher
 from .runtime import (
     ROOT_LOCK,
     RUNTIME_LOCK,
@@ -29,7 +30,9 @@ from .runtime import (
     remove_socket_files,
 )
 from .server import CommandServer
-from .store import Loaded, Store
+from .state import LiveState
+from .store import InvalidDefinition, Loaded, Store
+from .watcher import Watcher
 
 log = structlog.get_logger("assistantd")
 
@@ -71,16 +74,18 @@ class Daemon:
     async def _serve(self, shutdown: Awaitable[object]) -> None:
         settings = self.settings
         started = time.monotonic()
-        self._load_index()
-        service = AssistantService(self.store, self.index, version=__version__, epoch=self.epoch)
         context = zmq.asyncio.Context()
         try:
+            events = context.socket(zmq.XPUB)
+            Publisher.configure(events)
+            publisher = Publisher(events, self.epoch)
+            state = LiveState(self.store, self.index, publisher)
+            self._load(state)
+            service = AssistantService(state, version=__version__)
             commands = context.socket(zmq.ROUTER)
             commands.setsockopt(zmq.LINGER, 0)
             commands.setsockopt(zmq.MAXMSGSIZE, TRANSPORT_MAX_BYTES)
             commands.bind(settings.command)
-            events = context.socket(zmq.XPUB)
-            events.setsockopt(zmq.LINGER, 0)
             events.bind(settings.events)
             server = CommandServer(
                 commands,
@@ -91,11 +96,13 @@ class Daemon:
                     "createAssistant": service.create_assistant,
                     "modifyAssistant": service.modify_assistant,
                     "deleteAssistant": service.delete_assistant,
+                    "getSnapshot": service.get_snapshot,
                 },
             )
-            stop_serving = asyncio.Event()
+            stop_serving, stop_watching, stop_publishing = (asyncio.Event() for _ in range(3))
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(server.serve(stop_serving))
+                serving = tasks.create_task(server.serve(stop_serving))
+                tasks.create_task(publisher.serve(stop_publishing))
                 log.info(
                     "ready",
                     root=str(settings.root),
@@ -106,52 +113,60 @@ class Daemon:
                     protocol_version=PROTOCOL_VERSION,
                     start_seconds=round(time.monotonic() - started, 3),
                 )
+                # Watching starts once commands are served: it is not needed to answer them,
+                # and what changes in between is caught up with when it starts.
+                watching = tasks.create_task(Watcher(state).run(stop_watching))
                 await shutdown
                 log.info("stopping")
-                # 1. stop taking commands (writes already under way finish first).
+                # The order matters: no new commands (the writes under way finish), no more
+                # watching, the last event, then the sockets.
                 stop_serving.set()
-            # 2. close the sockets, and remove their files while the runtime dir is still ours
-            # (libzmq removes an ipc file itself only for wildcard binds); a client then learns
-            # at once that no daemon runs, instead of waiting out its timeout.
+                await serving
+                stop_watching.set()
+                await watching
+                publisher.stopping()
+                stop_publishing.set()
             commands.close(linger=0)
             events.close(linger=0)
+            # Remove the socket files while the runtime dir is still ours (libzmq removes an
+            # ipc file itself only for wildcard binds): a client then learns at once that no
+            # daemon runs, instead of waiting out its timeout.
             remove_socket_files(settings)
         finally:
             context.destroy(linger=0)
         log.info("stopped")
 
-    def _load_index(self) -> None:
+    def _load(self, state: LiveState) -> None:
         # The cyclic collector would run hundreds of times while ten thousand definitions are
         # built (none of which can form a cycle); after the load, freezing moves them out of
         # its view for good, so later collections do not walk the whole index either.
         gc.disable()
         try:
-            self._scan_into_index()
+            self._scan_into(state)
         finally:
             gc.freeze()
             gc.enable()
 
-    def _scan_into_index(self) -> None:
-        entries: list[Entry] = []
-        found_any = False
+    def _scan_into(self, state: LiveState) -> None:
+        loaded: list[Loaded] = []
+        invalid: list[tuple[str, InvalidDefinition]] = []
         for assistant_id, outcome in self.store.scan():
-            found_any = True
             if isinstance(outcome, Loaded):
-                entries.append(Entry(outcome.assistant, outcome.signature))
+                loaded.append(outcome)
             else:
+                invalid.append((assistant_id, outcome))
                 log.warning(
                     "invalid assistant skipped",
                     assistant_id=assistant_id,
                     path=str(outcome.path),
                     reason=outcome.reason,
                 )
-        if not found_any:
+        if not loaded and not invalid:
             # As the Jan app does: an empty folder of assistants gets the default one.
-            entries.append(self._write_default())
-        self.index.load(entries)
+            loaded.append(self._write_default())
+        state.load(loaded, invalid)
 
-    def _write_default(self) -> Entry:
+    def _write_default(self) -> Loaded:
         self.store.create(DEFAULT_ASSISTANT_ID, default_assistant_document(int(time.time())))
-        definition = self.store.read(DEFAULT_ASSISTANT_ID)
         log.info("default assistant written", path=self.store.definition_path("jan"))
-        return Entry(definition.assistant, definition.signature)
+        return self.store.read(DEFAULT_ASSISTANT_ID)

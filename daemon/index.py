@@ -66,6 +66,11 @@ class Index:
     def __iter__(self) -> Iterator[Entry]:
         return iter(self._by_id.values())
 
+    def in_order(self) -> list[Entry]:
+        """Every entry, by ``(created_at, id)``."""
+        by_id = self._by_id
+        return [by_id[assistant_id] for _, assistant_id in self._keys]
+
     def get(self, assistant_id: str) -> Entry | None:
         return self._by_id.get(assistant_id)
 

@@ -13,6 +13,7 @@ import msgspec
 
 from . import limits
 from .assistant import Assistant, DefinitionFields
+from .events import Snapshot
 
 RequestId = str | int
 
@@ -94,6 +95,7 @@ METHOD_PARAMS: dict[str, type[msgspec.Struct]] = {
     "createAssistant": CreateAssistantParams,
     "modifyAssistant": ModifyAssistantParams,
     "deleteAssistant": AssistantRef,
+    "getSnapshot": NoParams,
 }
 """Every method of protocol v1 and the Struct its params decode into."""
 
@@ -104,5 +106,6 @@ METHOD_RESULTS: dict[str, type[msgspec.Struct]] = {
     "createAssistant": Assistant,
     "modifyAssistant": Assistant,
     "deleteAssistant": DeletedAssistant,
+    "getSnapshot": Snapshot,
 }
 """The Struct each method's result decodes into (for clients)."""

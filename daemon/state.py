@@ -1,0 +1,157 @@
+"""The live state: the index, the invalid files, and one event for every change to them.
+
+Every change goes through here, whoever made it (a command, the watcher, a get that found a file
+changed), so that each real change publishes exactly one event, in the same step of the event
+loop as the index changes: a snapshot taken between two steps always matches its ``seq``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+
+import msgspec
+import structlog
+
+from assistantd.protocol.events import Cause, InvalidFile
+
+from .index import Entry, Index
+from .locks import KeyedLocks
+from .publisher import Publisher
+from .store import InvalidDefinition, Loaded, Signature, Store
+
+log = structlog.get_logger("assistantd.state")
+
+
+class Outcome(enum.Enum):
+    SETTLED = "settled"
+    UNSETTLED = "unsettled"
+    """The file is missing from a folder that is still there, or cannot be parsed: an editor may
+    be half way through saving it. The caller looks again a moment later, with ``settle``."""
+
+
+@dataclass
+class _Invalid:
+    file: InvalidFile
+    signature: Signature | None
+
+
+class LiveState:
+    def __init__(self, store: Store, index: Index, publisher: Publisher) -> None:
+        self.store = store
+        self.index = index
+        self.publisher = publisher
+        self.locks = KeyedLocks()
+        """One lock per assistant id, held by every write and every look at the disk."""
+        self._invalid: dict[str, _Invalid] = {}
+
+    @property
+    def invalid_files(self) -> list[InvalidFile]:
+        return [invalid.file for invalid in self._invalid.values()]
+
+    def put(self, loaded: Loaded, cause: Cause) -> Entry:
+        """Index a valid definition; publish ``created``, or ``updated`` if it changed."""
+        assistant, signature = loaded
+        old = self.index.get(assistant.id)
+        if old is not None and old.assistant.state != assistant.state:
+            # The file defines the assistant; its runtime state is the daemon's.
+            assistant = msgspec.structs.replace(assistant, state=old.assistant.state)
+        if old is not None and old.assistant == assistant:
+            old.signature = signature  # saved again unchanged: no event
+            self._invalid.pop(assistant.id, None)
+            return old
+        entry = Entry(assistant, signature)
+        self.index.put(entry)
+        if self._invalid.pop(assistant.id, None) is not None:
+            log.info("assistant file fixed", assistant_id=assistant.id)
+        if old is None:
+            self.publisher.moved(None, assistant, cause)
+        else:
+            self.publisher.updated(assistant, cause)
+        return entry
+
+    def remove(self, assistant_id: str, cause: Cause) -> None:
+        """Forget an assistant; publish ``deleted`` if it was listed."""
+        self._invalid.pop(assistant_id, None)
+        old = self.index.remove(assistant_id)
+        if old is not None:
+            self.publisher.deleted(old.assistant.state, assistant_id, cause)
+
+    def load(self, loaded: list[Loaded], invalid: list[tuple[str, InvalidDefinition]]) -> None:
+        """The state found at start: no events (nobody has subscribed yet)."""
+        self.index.load(Entry(assistant, signature) for assistant, signature in loaded)
+        for assistant_id, problem in invalid:
+            self._invalid[assistant_id] = _Invalid(
+                InvalidFile(
+                    assistant_id=assistant_id,
+                    path=str(problem.path),
+                    reason=problem.reason,
+                    served=False,
+                ),
+                None,
+            )
+
+    def refresh(self, assistant_id: str, *, settle: bool) -> Outcome:
+        """Bring one assistant up to date with its folder (call with its lock held, or from a
+        plain handler that checked the lock is free).
+
+        Without ``settle`` only clear facts are applied: a valid new version, or the folder
+        gone. A missing file in a folder that is still there, or a file that cannot be read, is
+        left for a second look with ``settle``, which then reports it (deleted, or invalid).
+        """
+        signature = self.store.signature(assistant_id)
+        entry = self.index.get(assistant_id)
+        if signature is None:
+            return self._missing(assistant_id, settle=settle)
+        if entry is not None and entry.signature == signature:
+            return Outcome.SETTLED
+        known = self._invalid.get(assistant_id)
+        if known is not None and known.signature == signature:
+            return Outcome.SETTLED
+        try:
+            loaded = self.store.read(assistant_id)
+        except FileNotFoundError:  # gone since the stat, or not a real folder
+            return self._missing(assistant_id, settle=settle)
+        except InvalidDefinition as problem:
+            if not settle:
+                return Outcome.UNSETTLED
+            self._report_invalid(assistant_id, problem, signature)
+            return Outcome.SETTLED
+        self.put(loaded, "file")
+        return Outcome.SETTLED
+
+    def _missing(self, assistant_id: str, *, settle: bool) -> Outcome:
+        folder = self.store.root / assistant_id
+        if settle or not os.path.isdir(folder) or os.path.islink(folder):
+            self.remove(assistant_id, "file")
+            return Outcome.SETTLED
+        # The folder is there without its file: perhaps an editor between delete and create.
+        return Outcome.UNSETTLED if assistant_id in self.index else Outcome.SETTLED
+
+    def _report_invalid(
+        self, assistant_id: str, problem: InvalidDefinition, signature: Signature
+    ) -> None:
+        entry = self.index.get(assistant_id)
+        known = self._invalid.get(assistant_id)
+        self._invalid[assistant_id] = _Invalid(
+            InvalidFile(
+                assistant_id=assistant_id,
+                path=str(problem.path),
+                reason=problem.reason,
+                served=entry is not None,
+            ),
+            signature,
+        )
+        if known is not None and known.file.reason == problem.reason:
+            return  # broken the same way again: said already
+        log.warning(
+            "invalid assistant file",
+            assistant_id=assistant_id,
+            path=str(problem.path),
+            reason=problem.reason,
+            served=entry is not None,
+        )
+        self.publisher.invalid(
+            assistant_id, str(problem.path), problem.reason, served=entry is not None
+        )
