@@ -113,9 +113,7 @@ class Daemon:
                     protocol_version=PROTOCOL_VERSION,
                     start_seconds=round(time.monotonic() - started, 3),
                 )
-                # Watching starts once commands are served: it is not needed to answer them,
-                # and what changes in between is caught up with when it starts.
-                watching = tasks.create_task(Watcher(state).run(stop_watching))
+                watching = tasks.create_task(_watch_soon(state, stop_watching))
                 await shutdown
                 log.info("stopping")
                 # The order matters: no new commands (the writes under way finish), no more
@@ -170,3 +168,23 @@ class Daemon:
         self.store.create(DEFAULT_ASSISTANT_ID, default_assistant_document(int(time.time())))
         log.info("default assistant written", path=self.store.definition_path("jan"))
         return self.store.read(DEFAULT_ASSISTANT_ID)
+
+
+WATCH_DELAY = 0.25
+"""Seconds between ``ready`` and the start of watching (see :func:`_watch_soon`)."""
+
+
+async def _watch_soon(state: LiveState, stop: asyncio.Event) -> None:
+    """Start watching the root a moment after the daemon is ready.
+
+    Setting up the watches holds the interpreter for about 130 ms per 10,000 assistant folders
+    (watchfiles keeps the GIL while it walks the tree), so it is done after the first commands
+    of a starting frontend have been answered rather than before. Changes made meanwhile are
+    not lost: the watcher catches up with the folder once its watches are in place.
+    """
+    try:
+        async with asyncio.timeout(WATCH_DELAY):
+            await stop.wait()
+        return  # stopped before watching began
+    except TimeoutError:
+        await Watcher(state).run(stop)
