@@ -78,8 +78,11 @@ class Publisher:
     def updated(self, assistant: Assistant, cause: Cause) -> None:
         self._state(AssistantUpdated, cause=cause, assistant=assistant)
 
-    def deleted(self, previous: State, assistant_id: str, cause: Cause) -> None:
-        transition(previous, None)  # raises for a move the table does not allow
+    def deleted(self, previous: State | None, assistant_id: str, cause: Cause) -> None:
+        """``previous`` is None for a folder that was only ever reported invalid (never listed,
+        so it has no lifecycle state): its ``deleted`` tells subscribers to drop the record."""
+        if previous is not None:
+            transition(previous, None)  # raises for a move the table does not allow
         self._state(AssistantDeleted, cause=cause, assistant_id=assistant_id)
 
     def invalid(self, assistant_id: str, path: str, reason: str, *, served: bool) -> None:

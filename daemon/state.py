@@ -15,11 +15,12 @@ import msgspec
 import structlog
 
 from assistantd.protocol.events import Cause, InvalidFile
+from assistantd.protocol.ids import id_problem
 
 from .index import Entry, Index
 from .locks import KeyedLocks
 from .publisher import Publisher
-from .store import InvalidDefinition, Loaded, Signature, Store
+from .store import DEFINITION_FILE, InvalidDefinition, Loaded, Signature, Store
 
 log = structlog.get_logger("assistantd.state")
 
@@ -59,7 +60,11 @@ class LiveState:
             assistant = msgspec.structs.replace(assistant, state=old.assistant.state)
         if old is not None and old.assistant == assistant:
             old.signature = signature  # saved again unchanged: no event
-            self._invalid.pop(assistant.id, None)
+            if self._invalid.pop(assistant.id, None) is not None:
+                # Fixed back to the version still served (an undo in the editor): subscribers
+                # were told the file is invalid, so they must hear that it is fixed.
+                log.info("assistant file fixed", assistant_id=assistant.id)
+                self.publisher.updated(assistant, cause)
             return old
         entry = Entry(assistant, signature)
         self.index.put(entry)
@@ -72,11 +77,16 @@ class LiveState:
         return entry
 
     def remove(self, assistant_id: str, cause: Cause) -> None:
-        """Forget an assistant; publish ``deleted`` if it was listed."""
-        self._invalid.pop(assistant_id, None)
+        """Forget an assistant; publish ``deleted`` if it was listed or reported invalid."""
+        invalid = self._invalid.pop(assistant_id, None)
         old = self.index.remove(assistant_id)
         if old is not None:
             self.publisher.deleted(old.assistant.state, assistant_id, cause)
+        elif invalid is not None:
+            # A folder that never had a valid file is gone: subscribers recorded its problem
+            # from assistant.invalid (and getSnapshot listed it), so they need an event to
+            # forget it.
+            self.publisher.deleted(None, assistant_id, cause)
 
     def load(self, loaded: list[Loaded], invalid: list[tuple[str, InvalidDefinition]]) -> None:
         """The state found at start: no events (nobody has subscribed yet)."""
@@ -100,6 +110,8 @@ class LiveState:
         gone. A missing file in a folder that is still there, or a file that cannot be read, is
         left for a second look with ``settle``, which then reports it (deleted, or invalid).
         """
+        if misnamed := id_problem(assistant_id):
+            return self._misnamed(assistant_id, misnamed)
         signature = self.store.signature(assistant_id)
         entry = self.index.get(assistant_id)
         if signature is None:
@@ -110,7 +122,12 @@ class LiveState:
         if known is not None and known.signature == signature:
             return Outcome.SETTLED
         try:
-            loaded = self.store.read(assistant_id)
+            # A file without created_at is dated by its mtime when the daemon first sees it;
+            # later saves move the mtime, so they keep that date (an identical save stays
+            # identical).
+            loaded = self.store.read(
+                assistant_id, created_at=entry.assistant.created_at if entry else None
+            )
         except FileNotFoundError:  # gone since the stat, or not a real folder
             return self._missing(assistant_id, settle=settle)
         except InvalidDefinition as problem:
@@ -127,10 +144,25 @@ class LiveState:
             self.remove(assistant_id, "file")
             return Outcome.SETTLED
         # The folder is there without its file: perhaps an editor between delete and create.
-        return Outcome.UNSETTLED if assistant_id in self.index else Outcome.SETTLED
+        # (A folder reported invalid counts too: if its file stays gone, it is no longer one.)
+        known = assistant_id in self.index or assistant_id in self._invalid
+        return Outcome.UNSETTLED if known else Outcome.SETTLED
+
+    def _misnamed(self, assistant_id: str, problem: str) -> Outcome:
+        # The start-up scan reports a folder whose name is not a valid id as invalid, and no
+        # command could name it: the watcher must not list it either.
+        folder = self.store.root / assistant_id
+        if not os.path.isdir(folder) or os.path.islink(folder):
+            self.remove(assistant_id, "file")
+        elif assistant_id not in self._invalid:
+            path = folder / DEFINITION_FILE
+            self._report_invalid(
+                assistant_id, InvalidDefinition(path, f"the folder name {problem}"), None
+            )
+        return Outcome.SETTLED
 
     def _report_invalid(
-        self, assistant_id: str, problem: InvalidDefinition, signature: Signature
+        self, assistant_id: str, problem: InvalidDefinition, signature: Signature | None
     ) -> None:
         entry = self.index.get(assistant_id)
         known = self._invalid.get(assistant_id)

@@ -124,17 +124,25 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def read(self, assistant_id: str) -> Loaded:
+    def read(self, assistant_id: str, *, created_at: float | None = None) -> Loaded:
         """Read and validate one assistant's definition (decoded straight into its Struct).
 
+        ``created_at`` is what a file without one is dated (default: its modification time).
         Raises FileNotFoundError when there is no file, :class:`InvalidDefinition` otherwise.
         """
-        return self._load(assistant_id)
+        return self._load(assistant_id, created_at=created_at)
 
-    def _load(self, assistant_id: str, scanned_path: str | None = None) -> Loaded:
+    def _load(
+        self,
+        assistant_id: str,
+        scanned_path: str | None = None,
+        *,
+        created_at: float | None = None,
+    ) -> Loaded:
         data, info = self._read_bytes(assistant_id, scanned_path)
+        dated = info.st_mtime if created_at is None else created_at
         try:
-            assistant = assistant_from_json(data, assistant_id=assistant_id, mtime=info.st_mtime)
+            assistant = assistant_from_json(data, assistant_id=assistant_id, mtime=dated)
         except AssistantdError as exc:
             raise InvalidDefinition(Path(self.definition_path(assistant_id)), exc.message) from None
         return Loaded(assistant, Signature.of(info))

@@ -38,6 +38,7 @@ EPILOG = """\
 The daemon is found like assistantd places it: --command, else command.sock in --runtime-dir,
 $ASSISTANTD_RUNTIME_DIR, $XDG_RUNTIME_DIR/assistantd, or /tmp/assistantd-$UID.
 Exit codes: 0 done, 1 the daemon refused (the message says why), 2 bad usage, 3 no daemon answered.
+`assistantctl watch` prints events until Ctrl-C; see `assistantctl watch --help`.
 """
 
 
@@ -137,7 +138,39 @@ def build_parser() -> argparse.ArgumentParser:
     raw = add("request", "Send any method with JSON params; print the raw result.", _request)
     raw.add_argument("method")
     raw.add_argument("params", nargs="?", default="{}", help="a JSON object (default {})")
+
+    watch = commands.add_parser(
+        "watch",
+        help="Print events as they come, until Ctrl-C.",
+        description=WATCH_DESCRIPTION,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    watch.set_defaults(handler=_watch)
+    watch.add_argument(
+        "prefix",
+        metavar="TOPIC_PREFIX",
+        nargs="?",
+        default="",
+        help="only events whose topic starts with this (e.g. assistant.deleted)",
+    )
+    watch.add_argument(
+        "--events",
+        metavar="ENDPOINT",
+        help="the daemon's event endpoint (default events.sock in the runtime dir)",
+    )
     return parser
+
+
+WATCH_DESCRIPTION = """\
+Print the daemon's events as they come, one line each, until Ctrl-C (which exits 0).
+
+For people a line shows the time, the topic, the seq, the assistant's id and its name (or, for
+assistant.invalid, the reason). With --json each line is the event's JSON object as the daemon
+sent it. Lines with the topic client.synced are the watcher's own: it took a snapshot (at the
+start, after lost events, or when the daemon restarted), so changes between the lines before it
+and the state after it may have been merged. The watch goes on across daemon restarts.
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,6 +320,46 @@ def _request(session: Session, args: argparse.Namespace) -> int:
     if not isinstance(params, dict):
         raise UsageError("params must be a JSON object")
     return output.print_json(session.call(args.method, params))
+
+
+def _watch(session: Session, args: argparse.Namespace) -> int:
+    try:
+        # A long-running command: the import time of pyzmq and msgspec does not matter here.
+        import msgspec
+
+        from assistantd.client.clone import Synced, topic_of
+        from assistantd.client.sync import Client
+
+        client = Client(
+            command=session.transport.endpoint,
+            events=args.events,
+            runtime_dir=getattr(args, "runtime_dir", None),
+            timeout=getattr(args, "timeout", 10.0),
+        )
+        with client, client.watch(args.prefix) as watch:
+            for event in watch:
+                if _json(args):
+                    line = msgspec.json.encode(event).decode()
+                else:
+                    note = None
+                    if isinstance(event, Synced):
+                        mirror = watch.mirror
+                        count = len(mirror.assistants)
+                        note = f"{count} assistant{'' if count == 1 else 's'}, "
+                        note += f"{len(mirror.invalid)} invalid"
+                    line = output.event_line(topic_of(event), msgspec.to_builtins(event), note)
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:
+        # The reader went away (`| head`): a normal end. Point stdout at /dev/null so that the
+        # interpreter's last flush does not complain about it once more.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    return EXIT_OK  # pragma: no cover - a watch ends only by an exception
 
 
 def _show(assistant: dict[str, Any], args: argparse.Namespace) -> int:

@@ -81,6 +81,33 @@ def print_assistant(a: Mapping[str, Any]) -> int:
     return print_fields(rows)
 
 
+def event_line(topic: str, event: Mapping[str, Any], note: str | None = None) -> str:
+    """One line for one event: local time, topic, seq, assistant id and name (or reason).
+
+    >>> deleted = {"time": 0.25, "seq": 7, "assistant_id": "x", "cause": "request"}
+    >>> event_line("assistant.deleted", deleted)[14:]
+    'assistant.deleted  seq=7  x  (request)'
+    """
+    stamp = time.strftime("%H:%M:%S", time.localtime(event["time"]))
+    parts = [f"{stamp}.{int(event['time'] % 1 * 1000):03d}", f"{topic:<17}", f"seq={event['seq']}"]
+    assistant = event.get("assistant")
+    if isinstance(assistant, Mapping):
+        parts += [str(assistant.get("id")), json.dumps(assistant.get("name"), ensure_ascii=False)]
+        if topic == "assistant.state":
+            parts.append(f"{event.get('previous')} -> {assistant.get('state')}")
+    elif "assistant_id" in event:
+        parts.append(str(event["assistant_id"]))
+    if "reason" in event:
+        parts.append(" ".join(str(event["reason"]).split()))  # one line, whatever it holds
+        if "served" in event:
+            parts.append("(last good version served)" if event["served"] else "(not listed)")
+    elif "cause" in event:
+        parts.append(f"({event['cause']})")
+    if note:
+        parts.append(note)
+    return "  ".join(parts)
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 

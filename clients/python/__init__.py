@@ -29,18 +29,37 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         UnavailableError,
     )
+    from assistantd.protocol.events import (
+        AssistantCreated,
+        AssistantDeleted,
+        AssistantInvalid,
+        AssistantStateChanged,
+        AssistantUpdated,
+        DaemonStopping,
+        Snapshot,
+    )
     from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult
 
     from .aio import AsyncClient
+    from .awatch import AsyncWatch
     from .calls import AssistantFields
-    from .discovery import command_endpoint
+    from .clone import Mirror, Synced, WatchEvent, topic_of
+    from .discovery import command_endpoint, events_endpoint
     from .sync import Client
+    from .watch import Watch
 
 _HOMES = {
     "Assistant": "assistantd.protocol.assistant",
     "AssistantList": "assistantd.protocol.messages",
     "DeletedAssistant": "assistantd.protocol.messages",
     "PingResult": "assistantd.protocol.messages",
+    "AssistantCreated": "assistantd.protocol.events",
+    "AssistantDeleted": "assistantd.protocol.events",
+    "AssistantInvalid": "assistantd.protocol.events",
+    "AssistantStateChanged": "assistantd.protocol.events",
+    "AssistantUpdated": "assistantd.protocol.events",
+    "DaemonStopping": "assistantd.protocol.events",
+    "Snapshot": "assistantd.protocol.events",
     "AssistantdError": "assistantd.protocol.errors",
     "ConflictError": "assistantd.protocol.errors",
     "InternalError": "assistantd.protocol.errors",
@@ -50,9 +69,16 @@ _HOMES = {
     "PermissionDeniedError": "assistantd.protocol.errors",
     "UnavailableError": "assistantd.protocol.errors",
     "AsyncClient": "assistantd.client.aio",
+    "AsyncWatch": "assistantd.client.awatch",
     "AssistantFields": "assistantd.client.calls",
+    "Mirror": "assistantd.client.clone",
+    "Synced": "assistantd.client.clone",
+    "WatchEvent": "assistantd.client.clone",
+    "topic_of": "assistantd.client.clone",
     "command_endpoint": "assistantd.client.discovery",
+    "events_endpoint": "assistantd.client.discovery",
     "Client": "assistantd.client.sync",
+    "Watch": "assistantd.client.watch",
 }
 
 
@@ -67,19 +93,33 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Assistant",
+    "AssistantCreated",
+    "AssistantDeleted",
     "AssistantFields",
+    "AssistantInvalid",
     "AssistantList",
+    "AssistantStateChanged",
+    "AssistantUpdated",
     "AssistantdError",
     "AsyncClient",
+    "AsyncWatch",
     "Client",
     "ConflictError",
+    "DaemonStopping",
     "DeletedAssistant",
     "InternalError",
     "InvalidRequestError",
+    "Mirror",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PingResult",
+    "Snapshot",
+    "Synced",
     "UnavailableError",
+    "Watch",
+    "WatchEvent",
     "command_endpoint",
+    "events_endpoint",
+    "topic_of",
 ]

@@ -17,11 +17,13 @@ import zmq.asyncio
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import encode_request
 from assistantd.protocol.errors import AssistantdError, UnavailableError
+from assistantd.protocol.events import Snapshot
 from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult, RequestId
 
 from . import calls
+from .awatch import AsyncWatch
 from .calls import AssistantFields, Call, Order, read_reply
-from .discovery import check_reachable, command_endpoint
+from .discovery import check_reachable, command_endpoint, events_endpoint
 from .sync import DEFAULT_TIMEOUT
 
 T = TypeVar("T")
@@ -37,16 +39,20 @@ class AsyncClient:
 
     Calls may run concurrently; replies are matched to calls by id. A call that gets no reply
     within ``timeout`` raises :class:`UnavailableError`; a reply that comes later is dropped.
+    ``events`` is the event endpoint that :meth:`watch` subscribes to (by default
+    ``events.sock`` beside ``command.sock``).
     """
 
     def __init__(
         self,
         *,
         command: str | None = None,
+        events: str | None = None,
         runtime_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.endpoint = command_endpoint(command=command, runtime_dir=runtime_dir)
+        self.events_endpoint = events_endpoint(events=events, runtime_dir=runtime_dir)
         self.timeout = timeout
         self._context: zmq.asyncio.Context | None = None
         self._socket: zmq.asyncio.Socket | None = None
@@ -128,6 +134,29 @@ class AsyncClient:
 
     async def delete_assistant(self, assistant_id: str) -> DeletedAssistant:
         return await self._call(calls.delete_assistant(assistant_id))
+
+    async def get_snapshot(self) -> Snapshot:
+        """Every assistant and every invalid file, as of the ``seq`` it carries."""
+        return await self._call(calls.get_snapshot())
+
+    def watch(self, prefix: str = "") -> AsyncWatch:
+        """The events whose topic starts with ``prefix``, and a mirror of the daemon's state.
+
+        Example::
+
+            async with client.watch("assistant.") as watch:
+                async for event in watch:
+                    match event:
+                        case Synced():  # the mirror was replaced by a snapshot
+                            show_all(watch.mirror.assistants)
+                        case AssistantUpdated(assistant=assistant):
+                            show_one(assistant)
+
+        The mirror follows every state event whatever ``prefix`` is; see :class:`AsyncWatch`.
+        """
+        return AsyncWatch(
+            self.events_endpoint, self.get_snapshot, prefix=prefix, start_timeout=self.timeout
+        )
 
     async def _call(self, call: Call[T]) -> T:
         return call.result(await self._exchange(call.method, call.params))

@@ -9,6 +9,7 @@ import msgspec
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import decode_reply
 from assistantd.protocol.errors import AssistantdError
+from assistantd.protocol.events import Snapshot
 from assistantd.protocol.messages import (
     METHOD_RESULTS,
     AssistantList,
@@ -113,3 +114,7 @@ def modify_assistant(assistant_id: str, fields: AssistantFields) -> Call[Assista
 
 def delete_assistant(assistant_id: str) -> Call[DeletedAssistant]:
     return Call("deleteAssistant", {"assistant_id": assistant_id}, DeletedAssistant)
+
+
+def get_snapshot() -> Call[Snapshot]:
+    return Call("getSnapshot", {}, Snapshot)

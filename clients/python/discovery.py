@@ -1,4 +1,4 @@
-"""Finding the daemon's command endpoint the way the daemon chose it."""
+"""Finding the daemon's endpoints (commands, events) the way the daemon chose them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from assistantd.protocol.endpoints import (
     COMMAND_SOCKET,
+    EVENTS_SOCKET,
     default_runtime_dir,
     ipc_endpoint,
     temp_dir,
@@ -24,12 +25,35 @@ def command_endpoint(
     (``$ASSISTANTD_RUNTIME_DIR``, ``$XDG_RUNTIME_DIR/assistantd``, ``/tmp/assistantd-$UID``)."""
     if command:
         return command
+    return _in_runtime_dir(COMMAND_SOCKET, runtime_dir, env)
+
+
+def events_endpoint(
+    *,
+    events: str | None = None,
+    runtime_dir: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """``events`` if given, else ``events.sock`` beside ``command.sock`` (see
+    :func:`command_endpoint`).
+
+    >>> events_endpoint(runtime_dir="/run/user/1000/assistantd")
+    'ipc:///run/user/1000/assistantd/events.sock'
+    """
+    if events:
+        return events
+    return _in_runtime_dir(EVENTS_SOCKET, runtime_dir, env)
+
+
+def _in_runtime_dir(
+    name: str, runtime_dir: str | os.PathLike[str] | None, env: Mapping[str, str] | None
+) -> str:
     if runtime_dir is None:
         env = os.environ if env is None else env
         found = default_runtime_dir(env, os.getuid(), temp_dir(env))
     else:
         found = os.fspath(runtime_dir)
-    return ipc_endpoint(os.path.join(os.path.abspath(found), COMMAND_SOCKET))
+    return ipc_endpoint(os.path.join(os.path.abspath(found), name))
 
 
 def check_reachable(endpoint: str) -> None:

@@ -12,12 +12,14 @@ import msgspec
 
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import encode_request
+from assistantd.protocol.events import Snapshot
 from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult
 
 from . import calls
 from .calls import AssistantFields, Call, Order, read_reply
-from .discovery import command_endpoint
+from .discovery import command_endpoint, events_endpoint
 from .transport import BlockingTransport
+from .watch import Watch
 
 T = TypeVar("T")
 
@@ -34,18 +36,22 @@ class Client:
 
     Each call waits at most ``timeout`` seconds for its reply, then raises
     :class:`UnavailableError`; the next call opens a fresh socket (see ``transport``).
+    ``events`` is the event endpoint that :meth:`watch` subscribes to (by default
+    ``events.sock`` beside ``command.sock``).
     """
 
     def __init__(
         self,
         *,
         command: str | None = None,
+        events: str | None = None,
         runtime_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._transport = BlockingTransport(
             command_endpoint(command=command, runtime_dir=runtime_dir), timeout
         )
+        self.events_endpoint = events_endpoint(events=events, runtime_dir=runtime_dir)
         self._ids = itertools.count(1)
 
     @property
@@ -111,6 +117,30 @@ class Client:
 
     def delete_assistant(self, assistant_id: str) -> DeletedAssistant:
         return self._call(calls.delete_assistant(assistant_id))
+
+    def get_snapshot(self) -> Snapshot:
+        """Every assistant and every invalid file, as of the ``seq`` it carries."""
+        return self._call(calls.get_snapshot())
+
+    def watch(self, prefix: str = "") -> Watch:
+        """The events whose topic starts with ``prefix``, and a mirror of the daemon's state.
+
+        Example::
+
+            with client.watch("assistant.") as watch:
+                for event in watch:
+                    print(topic_of(event), len(watch.mirror.assistants))
+
+        The mirror follows every state event whatever ``prefix`` is; see :class:`Watch`. The
+        snapshots go over this client's socket, so use the client only from the thread that
+        iterates.
+        """
+        return Watch(
+            self.events_endpoint,
+            self.get_snapshot,
+            prefix=prefix,
+            start_timeout=self._transport.timeout,
+        )
 
     def _call(self, call: Call[T]) -> T:
         return call.result(self._exchange(call.method, call.params))

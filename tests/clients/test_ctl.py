@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,10 +207,115 @@ def test_a_daemon_found_through_the_environment(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["id"] == "jan"
 
 
-@pytest.mark.parametrize("command", [[], ["list"], ["get"], ["create"], ["modify"], ["delete"]])
+@pytest.mark.parametrize(
+    "command", [[], ["list"], ["get"], ["create"], ["modify"], ["delete"], ["watch"]]
+)
 def test_help_everywhere(command: list[str]) -> None:
     done = subprocess.run(
         [*CTL, *command, "--help"], capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 0
     assert done.stdout.startswith("usage: assistantctl")
+
+
+# --- watch: a long-running command --------------------------------------------------------------
+
+
+class Watching:
+    """``assistantctl watch`` as a running process, its output lines read as they come."""
+
+    def __init__(self, daemon: DaemonProcess, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [*CTL, "watch", *args, "--runtime-dir", str(daemon.runtime_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def line(self, timeout: float = 10.0) -> str:
+        line = self._lines.get(timeout=timeout)
+        assert line is not None, f"the watch ended: {self.stderr()}"
+        return line
+
+    def interrupt(self, timeout: float = 10.0) -> int:
+        """Ctrl-C, as a terminal sends it; the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout)
+
+    def stderr(self) -> str:
+        if self.process.poll() is None:
+            return ""
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(5)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@contextlib.contextmanager
+def watching(daemon: DaemonProcess, *args: str) -> Iterator[Watching]:
+    watch = Watching(daemon, *args)
+    try:
+        yield watch
+    finally:
+        watch.close()
+
+
+def test_watch_json_prints_each_event_and_stops_cleanly_on_ctrl_c(served: DaemonProcess) -> None:
+    with watching(served, "--json") as watch:
+        synced = json.loads(watch.line())
+        assert (synced["topic"], synced["reason"]) == ("client.synced", "start")
+        assert ctl(served, "create", "--id", "watched", "--name", "Watched").returncode == 0
+        assert ctl(served, "delete", "watched").returncode == 0
+        created, deleted = json.loads(watch.line()), json.loads(watch.line())
+        assert created["topic"] == "assistant.created"
+        assert (created["assistant"]["id"], created["assistant"]["name"]) == ("watched", "Watched")
+        assert (created["seq"], created["epoch"]) == (synced["seq"] + 1, synced["epoch"])
+        assert created["cause"] == "request"
+        assert deleted["topic"] == "assistant.deleted"
+        assert (deleted["assistant_id"], deleted["seq"]) == ("watched", synced["seq"] + 2)
+        assert watch.interrupt() == 0
+        assert watch.stderr() == ""  # no traceback
+
+
+def test_watch_prints_a_line_per_event_for_people_and_takes_a_prefix(
+    served: DaemonProcess,
+) -> None:
+    with watching(served, "assistant.deleted") as watch:
+        assert "client.synced" in watch.line()
+        assert ctl(served, "create", "--id", "brief", "--name", "Brief").returncode == 0
+        assert ctl(served, "delete", "brief").returncode == 0
+        # Only the delete: the create does not match the prefix.
+        stamp, topic, seq, assistant_id, cause = watch.line().split()
+        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", stamp)
+        assert (topic, assistant_id, cause) == ("assistant.deleted", "brief", "(request)")
+        assert re.fullmatch(r"seq=\d+", seq)
+        assert watch.interrupt() == 0
+        assert watch.stderr() == ""
+
+
+def test_watch_with_no_daemon_exits_3_at_once() -> None:
+    done = subprocess.run(
+        [*CTL, "watch", "--runtime-dir", str(short_dir())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert "No daemon is listening" in done.stderr
