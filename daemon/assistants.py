@@ -199,6 +199,9 @@ class AssistantService:
         While a write to the assistant is under way its entry is served as it is: the write
         updates it (and publishes its event) as soon as the file is in place.
         """
+        entry = self.index.get(assistant_id)
+        if entry is not None and self.store.signature(assistant_id) == entry.signature:
+            return entry  # the file is as it was: one stat, the path of nearly every get
         if not self._locks.is_held(assistant_id):
             self.state.refresh(assistant_id, settle=False)
         entry = self.index.get(assistant_id)
