@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -68,8 +69,16 @@ class _Snapshot(msgspec.Struct):
 class AssistantService:
     """The handlers of the assistant methods, over the live state."""
 
-    def __init__(self, state: LiveState, *, version: str) -> None:
+    def __init__(
+        self,
+        state: LiveState,
+        *,
+        version: str,
+        before_delete: Callable[[str], Awaitable[object]] | None = None,
+    ) -> None:
         self.state = state
+        self._before_delete = before_delete
+        """Called (awaited) before an assistant is deleted: its worker is stopped first."""
         self.store = state.store
         self.index = state.index
         self._locks = state.locks
@@ -184,6 +193,8 @@ class AssistantService:
         async with self._locks.hold(assistant_id):
             if assistant_id not in self.index:
                 raise _not_found(assistant_id)
+            if self._before_delete is not None:
+                await self._before_delete(assistant_id)
             try:
                 await asyncio.to_thread(self.store.remove, assistant_id)
             except FileNotFoundError:

@@ -1,7 +1,8 @@
 """The daemon's settings, from defaults, a TOML file, the environment and the command line.
 
 Later sources win: defaults < config file < environment < options. The config file takes the
-same keys as the long options (``runtime-dir = "..."``; ``runtime_dir`` works too).
+same keys as the long options (``runtime-dir = "..."``; ``runtime_dir`` works too), and a
+``[workers]`` table for the worker settings (:mod:`.workers.settings`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from assistantd.protocol.endpoints import (
 )
 
 from .logs import LEVELS, LogFormat
+from .workers.settings import WorkerSettings
 
 
 class ConfigError(Exception):
@@ -40,6 +42,7 @@ class Settings:
     events: str
     log_format: LogFormat
     log_level: str = "info"
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     @property
     def uses_runtime_dir(self) -> bool:
@@ -50,7 +53,7 @@ class Settings:
         )
 
 
-_KEYS = {field.name for field in fields(Settings)}
+_KEYS = {each.name for each in fields(Settings)} - {"workers"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -63,6 +66,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "workers":
+            if not isinstance(value, dict):
+                raise ConfigError(f"config file {path}: 'workers' must be a table ([workers])")
+            try:
+                values["workers"] = WorkerSettings.from_table(value, f"config file {path}")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         name = key.replace("-", "_")
         if name not in _KEYS:
             raise ConfigError(f"config file {path}: unknown key {key!r}")
@@ -116,4 +127,5 @@ def resolve(
         events=values.get("events") or ipc_endpoint(runtime_dir / EVENTS_SOCKET),
         log_format=log_format,
         log_level=log_level,
+        workers=file_values.get("workers", WorkerSettings()),
     )

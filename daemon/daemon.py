@@ -33,6 +33,10 @@ from .server import CommandServer
 from .state import LiveState
 from .store import InvalidDefinition, Loaded, Store
 from .watcher import Watcher
+from .worker_commands import WorkerCommands
+from .workers.desired import DesiredState
+from .workers.reaper import Reaper
+from .workers.supervisor import WorkerSupervisor
 
 log = structlog.get_logger("assistantd")
 
@@ -81,7 +85,13 @@ class Daemon:
             publisher = Publisher(events, self.epoch)
             state = LiveState(self.store, self.index, publisher)
             self._load(state)
-            service = AssistantService(state, version=__version__)
+            reaper = Reaper()
+            reaper.start()
+            supervisor = WorkerSupervisor(
+                state, settings.workers, reaper=reaper, desired=DesiredState(settings.root)
+            )
+            service = AssistantService(state, version=__version__, before_delete=supervisor.stop)
+            workers = WorkerCommands(supervisor)
             commands = context.socket(zmq.ROUTER)
             commands.setsockopt(zmq.LINGER, 0)
             commands.setsockopt(zmq.MAXMSGSIZE, TRANSPORT_MAX_BYTES)
@@ -97,6 +107,11 @@ class Daemon:
                     "modifyAssistant": service.modify_assistant,
                     "deleteAssistant": service.delete_assistant,
                     "getSnapshot": service.get_snapshot,
+                    "startAssistant": workers.start_assistant,
+                    "stopAssistant": workers.stop_assistant,
+                    "restartAssistant": workers.restart_assistant,
+                    "invokeAssistant": workers.invoke_assistant,
+                    "sendToAssistant": workers.send_to_assistant,
                 },
             )
             stop_serving, stop_watching, stop_publishing = (asyncio.Event() for _ in range(3))
@@ -114,14 +129,19 @@ class Daemon:
                     start_seconds=round(time.monotonic() - started, 3),
                 )
                 watching = tasks.create_task(_watch_soon(state, stop_watching))
+                await supervisor.resume()
                 await shutdown
                 log.info("stopping")
-                # The order matters: no new commands (the writes under way finish), no more
-                # watching, the last event, then the sockets.
+                # The order matters: no new commands (the writes under way finish; the invokes
+                # waiting on workers end as the workers stop), no more watching, the workers,
+                # the last event, then the sockets.
                 stop_serving.set()
+                stopping_workers = tasks.create_task(supervisor.shutdown())
                 await serving
                 stop_watching.set()
                 await watching
+                await stopping_workers
+                reaper.close()
                 publisher.stopping()
                 stop_publishing.set()
             commands.close(linger=0)

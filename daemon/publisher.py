@@ -30,6 +30,7 @@ from assistantd.protocol.events import (
     DaemonWelcome,
     Event,
     StateEvent,
+    WorkerEvent,
 )
 from assistantd.protocol.lifecycle import transition
 
@@ -98,6 +99,12 @@ class Publisher:
     def _state(self, event_type: type[StateEvent], **fields: Any) -> None:
         self.seq += 1
         self._send(event_type(epoch=self.epoch, time=time.time(), seq=self.seq, **fields))
+
+    # --- worker events (no seq) -----------------------------------------------------------------
+
+    def worker(self, event_type: type[WorkerEvent], **fields: Any) -> None:
+        """Publish a ``worker.*`` event (``assistant_id``, ``pid`` and the event's own fields)."""
+        self._send(event_type(epoch=self.epoch, time=time.time(), **fields))
 
     # --- daemon events --------------------------------------------------------------------------
 

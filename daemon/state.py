@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import structlog
 
+from assistantd.protocol.assistant import Runtime, State
 from assistantd.protocol.events import Cause, InvalidFile
 from assistantd.protocol.ids import id_problem
+from assistantd.protocol.lifecycle import transition
 
 from .index import Entry, Index
 from .locks import KeyedLocks
@@ -46,6 +50,8 @@ class LiveState:
         self.locks = KeyedLocks()
         """One lock per assistant id, held by every write and every look at the disk."""
         self._invalid: dict[str, _Invalid] = {}
+        self.removal_listeners: list[Callable[[str], None]] = []
+        """Called with the id of each assistant that is gone (the supervisor stops its worker)."""
 
     @property
     def invalid_files(self) -> list[InvalidFile]:
@@ -55,9 +61,13 @@ class LiveState:
         """Index a valid definition; publish ``created``, or ``updated`` if it changed."""
         assistant, signature = loaded
         old = self.index.get(assistant.id)
-        if old is not None and old.assistant.state != assistant.state:
-            # The file defines the assistant; its runtime state is the daemon's.
-            assistant = msgspec.structs.replace(assistant, state=old.assistant.state)
+        if old is not None and (
+            old.assistant.state != assistant.state or old.assistant.runtime != assistant.runtime
+        ):
+            # The file defines the assistant; its state and its worker are the daemon's.
+            assistant = msgspec.structs.replace(
+                assistant, state=old.assistant.state, runtime=old.assistant.runtime
+            )
         if old is not None and old.assistant == assistant:
             old.signature = signature  # saved again unchanged: no event
             if self._invalid.pop(assistant.id, None) is not None:
@@ -76,12 +86,45 @@ class LiveState:
             self.publisher.updated(assistant, cause)
         return entry
 
+    def change(
+        self,
+        assistant_id: str,
+        *,
+        runtime: Runtime | None,
+        state: State | None = None,
+        cause: Cause,
+        error: dict[str, Any] | None = None,
+    ) -> Entry | None:
+        """Set an assistant's worker runtime, and its state if ``state`` is given; publish
+        ``assistant.state`` for a move (with ``error``) or ``assistant.updated``. None if the
+        assistant is gone."""
+        old = self.index.get(assistant_id)
+        if old is None:
+            return None
+        previous = old.assistant.state
+        assistant = msgspec.structs.replace(
+            old.assistant, runtime=runtime, state=state if state is not None else previous
+        )
+        if assistant == old.assistant:
+            return old
+        entry = Entry(assistant, old.signature)
+        if previous != assistant.state:
+            transition(previous, assistant.state)  # raises before anything changed
+            self.index.put(entry)
+            self.publisher.moved(previous, assistant, cause, error=error)
+        else:
+            self.index.put(entry)
+            self.publisher.updated(assistant, cause)
+        return entry
+
     def remove(self, assistant_id: str, cause: Cause) -> None:
         """Forget an assistant; publish ``deleted`` if it was listed or reported invalid."""
         invalid = self._invalid.pop(assistant_id, None)
         old = self.index.remove(assistant_id)
         if old is not None:
             self.publisher.deleted(old.assistant.state, assistant_id, cause)
+            for listener in self.removal_listeners:
+                listener(assistant_id)
         elif invalid is not None:
             # A folder that never had a valid file is gone: subscribers recorded its problem
             # from assistant.invalid (and getSnapshot listed it), so they need an event to

@@ -40,6 +40,48 @@ _MILLISECONDS_FROM = 100_000_000_000
 _LATEST = 2**53 - 1
 
 
+WorkerStatus = Literal["starting", "up", "restarting", "stopping", "stopped"]
+WorkerStyle = Literal["process", "module", "default"]
+StopStep = Literal["disconnect", "SIGTERM", "SIGKILL"]
+
+
+class WorkerExit(msgspec.Struct, kw_only=True):
+    """How a worker process ended."""
+
+    pid: int
+    code: int | None
+    """The exit code, or None when a signal ended it."""
+    signal: str | None
+    """The signal's name (``"SIGKILL"``), or None when it exited."""
+    time: float
+    stopped_by: StopStep | None = None
+    """For a stop the daemon asked for, the step that ended it: ``disconnect`` (closing the
+    channel, and ``dispose()`` for module-style code), ``SIGTERM`` or ``SIGKILL``; None when the
+    worker ended on its own."""
+
+
+class Runtime(msgspec.Struct, kw_only=True):
+    """What the daemon knows of an assistant's worker (None until it is first started)."""
+
+    status: WorkerStatus
+    """``starting`` (before it is up), ``up``, ``restarting`` (down, to be started again after
+    ``retry_at``), ``stopping``, ``stopped``."""
+    pid: int | None = None
+    style: WorkerStyle | None = None
+    """``process`` (fork or utilityProcess code), ``module`` (Jan module code) or ``default``
+    (no ``src/process.js``); None until the worker is up."""
+    methods: list[str] = msgspec.field(default_factory=list)
+    """What ``invokeAssistant`` can call, as the worker reported it (empty for process style)."""
+    up_since: float | None = None
+    restarts: int = 0
+    """Automatic restarts since the last start command."""
+    retry_at: float | None = None
+    last_exit: WorkerExit | None = None
+    error: dict[str, Any] | None = None
+    """Why the worker is not running when it should be: an error object (``message``, ``type``,
+    ``param``, ``code``) such as ``restart_limit`` or ``install_failed``."""
+
+
 class Assistant(msgspec.Struct, kw_only=True):
     """An assistant as the protocol returns it (OpenAI's object, Jan's fields, the state)."""
 
@@ -61,6 +103,7 @@ class Assistant(msgspec.Struct, kw_only=True):
     response_format: str | dict[str, Any] | None = None
     tool_resources: dict[str, Any] | None = None
     state: State = "ready"
+    runtime: Runtime | None = None
 
 
 # OpenAI's limits as msgspec constraints, so that they are checked in C while decoding (this

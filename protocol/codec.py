@@ -22,14 +22,16 @@ from .messages import METHOD_PARAMS, Request, RequestId
 from .validation import from_validation_error
 
 
-class ErrorObject(msgspec.Struct):
-    """The ``error`` member of an error reply: OpenAI's error object plus ``status``."""
+class ErrorObject(msgspec.Struct, omit_defaults=True):
+    """The ``error`` member of an error reply: OpenAI's error object plus ``status`` (and
+    ``details``, left out when there are none)."""
 
     message: str
     type: str
     param: str | None
     code: str | None
     status: int
+    details: dict[str, Any] | None = None
 
 
 class Reply(msgspec.Struct, omit_defaults=True):

@@ -39,9 +39,13 @@ class AssistantdError(Exception):
         code: str | None = None,
         status: int | None = None,
         error_type: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.details = dict(details) if details is not None else None
+        """More about the error where there is more to say (the worker's own error, the exit of
+        a worker that failed to start); on the wire only when not None."""
         self.param = param
         self.code = code if code is not None else self.default_code
         if status is not None:
@@ -54,14 +58,18 @@ class AssistantdError(Exception):
         return self.error_type
 
     def to_object(self) -> dict[str, Any]:
-        """The error object of the wire: ``{message, type, param, code, status}``."""
-        return {
+        """The error object of the wire: ``{message, type, param, code, status}``, and
+        ``details`` when there are any."""
+        error: dict[str, Any] = {
             "message": self.message,
             "type": self.error_type,
             "param": self.param,
             "code": self.code,
             "status": self.status,
         }
+        if self.details is not None:
+            error["details"] = self.details
+        return error
 
     @classmethod
     def from_object(cls, error: Mapping[str, Any]) -> AssistantdError:
@@ -75,12 +83,14 @@ class AssistantdError(Exception):
         status = error.get("status")
         status = status if isinstance(status, int) else 500
         exc_type = _BY_STATUS.get(status, AssistantdError)
+        details = error.get("details")
         return exc_type(
             str(error.get("message", "")),
             param=_text_or_none(error.get("param")),
             code=_text_or_none(error.get("code")),
             status=status,
             error_type=str(error.get("type", "server_error")),
+            details=details if isinstance(details, Mapping) else None,
         )
 
     def __repr__(self) -> str:
@@ -136,6 +146,24 @@ class InternalError(AssistantdError):
     default_code = "internal_error"
 
 
+class WorkerError(AssistantdError):
+    """The assistant's worker failed: its method threw (``details`` holds the worker's error:
+    ``name``, ``message``, ``stack``, ``code``), it exited before answering, or it could not be
+    started (502, as a gateway answers for an upstream that failed)."""
+
+    status = 502
+    error_type = "worker_error"
+    default_code = "worker_error"
+
+
+class GatewayTimeoutError(AssistantdError):
+    """The assistant's worker did not answer in time (504)."""
+
+    status = 504
+    error_type = "worker_error"
+    default_code = "timeout"
+
+
 class UnavailableError(AssistantdError):
     """The daemon could not be reached or did not answer in time (503, raised by clients)."""
 
@@ -157,6 +185,8 @@ _BY_STATUS: dict[int, type[AssistantdError]] = {
         ConflictError,
         PayloadTooLargeError,
         InternalError,
+        WorkerError,
         UnavailableError,
+        GatewayTimeoutError,
     )
 }

@@ -10,11 +10,11 @@ using one up. See PROTOCOL.md, "Events", for the Clone-pattern recipe a client f
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-from .assistant import Assistant, State
+from .assistant import Assistant, State, WorkerExit
 
 Cause = Literal["request", "file", "daemon"]
 """What made a change: a command, a file in the root (edited, added or removed by hand), or the
@@ -70,6 +70,34 @@ class AssistantInvalid(StateEvent, kw_only=True, tag="assistant.invalid"):
     served: bool
 
 
+class WorkerEvent(Event, kw_only=True):
+    """What a worker said or did. Not state: no ``seq``, and a subscriber that misses some
+    (its queue was full) has lost nothing a snapshot would give back."""
+
+    assistant_id: str
+    pid: int
+
+
+class WorkerMessage(WorkerEvent, kw_only=True, tag="worker.message"):
+    """A message the worker sent on its own (``process.send``, ``parentPort.postMessage``)."""
+
+    message: Any
+
+
+class WorkerLog(WorkerEvent, kw_only=True, tag="worker.log"):
+    """One line the worker (or the ``npm install`` before its first start) wrote."""
+
+    stream: Literal["stdout", "stderr", "install"]
+    line: str
+
+
+class WorkerExited(WorkerEvent, kw_only=True, tag="worker.exited"):
+    """The worker process ended; ``restart`` says whether the daemon will start it again."""
+
+    exit: WorkerExit
+    restart: bool
+
+
 class DaemonWelcome(Event, kw_only=True, tag="daemon.welcome"):
     """Sent when a subscription arrives, on that subscription's own topic prefix (its first
     frame), so the subscriber knows it is live before it takes a snapshot."""
@@ -96,6 +124,9 @@ AnyEvent = (
     | AssistantStateChanged
     | AssistantDeleted
     | AssistantInvalid
+    | WorkerMessage
+    | WorkerLog
+    | WorkerExited
     | DaemonWelcome
     | DaemonHeartbeat
     | DaemonStopping

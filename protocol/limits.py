@@ -37,3 +37,8 @@ FILE_MAX_BYTES: Final = 4 * 1024 * 1024
 # Messages over this size are dropped by ZeroMQ itself (ZMQ_MAXMSGSIZE) and the sending peer is
 # disconnected without a reply, so that no client can make the daemon buffer arbitrary amounts.
 TRANSPORT_MAX_BYTES: Final = 8 * 1024 * 1024
+
+# invokeAssistant: a method name is a JavaScript property name, not a document.
+METHOD_NAME_MAX_CHARS: Final = 256
+# The longest an invoke may be told to wait: an hour (a long generation, a download in the worker).
+INVOKE_TIMEOUT_MAX_MS: Final = 3_600_000

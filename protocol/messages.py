@@ -7,7 +7,7 @@ OpenAI API does, so a misspelt field is never silently dropped.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -35,7 +35,8 @@ class NoParams(Params):
 
 
 class AssistantRef(Params):
-    """getAssistant and deleteAssistant: the assistant's id."""
+    """getAssistant, deleteAssistant, startAssistant, stopAssistant, restartAssistant: the
+    assistant's id."""
 
     assistant_id: str
 
@@ -60,6 +61,41 @@ class ModifyAssistantParams(DefinitionFields, kw_only=True, forbid_unknown_field
     """modifyAssistant: the id and the fields to change (absent fields are kept)."""
 
     assistant_id: str
+
+
+MethodName = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.METHOD_NAME_MAX_CHARS)]
+TimeoutMs = Annotated[int, msgspec.Meta(ge=1, le=limits.INVOKE_TIMEOUT_MAX_MS)]
+
+
+class InvokeAssistantParams(Params):
+    """invokeAssistant: call ``method`` of the assistant's worker with ``args``."""
+
+    assistant_id: str
+    method: MethodName
+    args: list[Any] = msgspec.field(default_factory=list)
+    timeout_ms: TimeoutMs | None = None
+    """How long to wait for the answer (and for a restarting worker to be up first); the
+    daemon's default when None."""
+
+
+class SendToAssistantParams(Params):
+    """sendToAssistant: one message for the worker, delivered as is (no answer)."""
+
+    assistant_id: str
+    message: Any
+
+
+class InvokeResult(msgspec.Struct, kw_only=True):
+    """invokeAssistant's result: what the worker's method returned (JSON)."""
+
+    result: Any
+
+
+class SentMessage(msgspec.Struct, kw_only=True):
+    """sendToAssistant's result: the message was handed to the worker's channel."""
+
+    assistant_id: str
+    object: Literal["assistant.message.sent"] = "assistant.message.sent"
 
 
 class AssistantList(msgspec.Struct, kw_only=True):
@@ -96,6 +132,11 @@ METHOD_PARAMS: dict[str, type[msgspec.Struct]] = {
     "modifyAssistant": ModifyAssistantParams,
     "deleteAssistant": AssistantRef,
     "getSnapshot": NoParams,
+    "startAssistant": AssistantRef,
+    "stopAssistant": AssistantRef,
+    "restartAssistant": AssistantRef,
+    "invokeAssistant": InvokeAssistantParams,
+    "sendToAssistant": SendToAssistantParams,
 }
 """Every method of protocol v1 and the Struct its params decode into."""
 
@@ -107,5 +148,10 @@ METHOD_RESULTS: dict[str, type[msgspec.Struct]] = {
     "modifyAssistant": Assistant,
     "deleteAssistant": DeletedAssistant,
     "getSnapshot": Snapshot,
+    "startAssistant": Assistant,
+    "stopAssistant": Assistant,
+    "restartAssistant": Assistant,
+    "invokeAssistant": InvokeResult,
+    "sendToAssistant": SentMessage,
 }
 """The Struct each method's result decodes into (for clients)."""

@@ -1,4 +1,4 @@
-"""The JavaScript run inside workers: the parentPort shim, the module host, the default worker.
+"""The JavaScript run inside workers: the parentPort shim, the preload, the default worker.
 
 Each test runs real ``node`` through :func:`spawn_node`, against a test assistant's code written
 into ``tmp_path``.
@@ -25,8 +25,8 @@ from assistantd.daemon.workers import JSONValue, NodeChannel, spawn_node
 from assistantd.daemon.workers.host import (
     DEFAULT_WORKER,
     HOST_DIR,
-    MODULE_HOST,
     PARENTPORT_SHIM,
+    PRELOAD,
 )
 
 DEADLINE = 20.0
@@ -116,12 +116,31 @@ def write_code(folder: Path, style: str, source: str) -> Path:
     return write(folder, "src/process.mjs" if style == "mjs" else "src/process.js", source)
 
 
+PROCESS_READY: JSONValue = {"type": "ready", "style": "process", "methods": []}
+
+
+def module_ready(*methods: str) -> JSONValue:
+    """The ready message of module-style code exporting ``methods`` (sorted: see below)."""
+    names: list[JSONValue] = [*sorted(methods)]
+    return {"type": "ready", "style": "module", "methods": names}
+
+
+def sorted_methods(message: JSONValue) -> JSONValue:
+    """``message`` with its "methods" sorted: ESM lists its exports by name, CommonJS in order."""
+    methods = message.get("methods") if isinstance(message, dict) else None
+    if not isinstance(message, dict) or not isinstance(methods, list):
+        return message
+    names: list[JSONValue] = [*sorted(str(name) for name in methods)]
+    return {**message, "methods": names}
+
+
 # -- shipped with the package -----------------------------------------------------------------
 
 
 def test_the_host_scripts_are_package_data() -> None:
     host = resources.files("assistantd.daemon").joinpath("workers/host")
-    for path in (PARENTPORT_SHIM, MODULE_HOST, DEFAULT_WORKER, HOST_DIR / "serve.cjs"):
+    # pyproject.toml's package-data "workers/host/*.cjs" takes in every one of them.
+    for path in (PRELOAD, PARENTPORT_SHIM, DEFAULT_WORKER, HOST_DIR / "serve.cjs"):
         assert host.joinpath(path.name).is_file()
         assert path.is_file()
         assert path.suffix == ".cjs"
@@ -178,6 +197,19 @@ UTILITY_PROCESS_STYLE = """
 """
 
 
+async def talk_utility_process_style(child: Worker, style: str, second: JSONValue) -> None:
+    """Drive :data:`UTILITY_PROCESS_STYLE` code to its end, ``second`` being a message to echo."""
+    await child.channel.send("a")
+    kind = "cjs" if style == "cjs" else "esm"
+    assert await child.channel.receive() == {"first": "a", "ports": [], "kind": kind}
+    assert await child.channel.receive() == {"got": "a"}
+    await child.channel.send(second)
+    assert await child.channel.receive() == {"got": second}  # once() fired once only
+    await child.channel.send("off")
+    assert await child.rest() == ["stopped"]
+    assert (await child.finish())[0] == 0
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("style", STYLES)
 async def test_utility_process_style_code_runs_with_the_shim(tmp_path: Path, style: str) -> None:
@@ -186,15 +218,7 @@ async def test_utility_process_style_code_runs_with_the_shim(tmp_path: Path, sty
         asyncio.timeout(DEADLINE),
         worker(tmp_path, "--require", PARENTPORT_SHIM, script) as child,
     ):
-        await child.channel.send("a")
-        kind = "cjs" if style == "cjs" else "esm"
-        assert await child.channel.receive() == {"first": "a", "ports": [], "kind": kind}
-        assert await child.channel.receive() == {"got": "a"}
-        await child.channel.send({"b": 2})
-        assert await child.channel.receive() == {"got": {"b": 2}}  # once() fired once only
-        await child.channel.send("off")
-        assert await child.rest() == ["stopped"]
-        assert (await child.finish())[0] == 0
+        await talk_utility_process_style(child, style, {"b": 2})
 
 
 @pytest.mark.asyncio
@@ -235,7 +259,7 @@ async def test_post_message_after_the_channel_closed_is_dropped_quietly(tmp_path
         assert (code, stderr) == (3, "")
 
 
-# -- the module host --------------------------------------------------------------------------
+# -- the preload: module style -----------------------------------------------------------------
 
 MODULE_BODY = """
     let open;
@@ -284,21 +308,18 @@ def write_module(folder: Path, style: str, body: str, names: str) -> Path:
 
 @asynccontextmanager
 async def hosted(folder: Path, module: Path | str) -> AsyncIterator[Worker]:
-    async with worker(folder, MODULE_HOST, module) as child:
+    """``node --require <preload> module``, as the daemon runs an assistant's own code."""
+    async with worker(folder, "--require", PRELOAD, module) as child:
         yield child
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("style", STYLES)
-async def test_the_module_host_calls_exports_by_name(tmp_path: Path, style: str) -> None:
+async def test_the_preload_calls_exports_by_name(tmp_path: Path, style: str) -> None:
     write_module(tmp_path, style, MODULE_BODY, EXPORTS)
     module = "src/process.mjs" if style == "mjs" else "src/process.js"  # relative to the cwd
     async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
-        ready = await child.channel.receive()
-        assert isinstance(ready, dict)
-        assert ready["type"] == "ready"
-        assert isinstance(ready["methods"], list)
-        assert sorted(map(str, ready["methods"])) == sorted(EXPORTED)
+        assert sorted_methods(await child.channel.receive()) == module_ready(*EXPORTED)
 
         assert await child.result(1, "kind") == ("cjs" if style == "cjs" else "esm")
         assert await child.result(2, "add", 2, 3) == 5
@@ -315,7 +336,7 @@ async def test_the_module_host_calls_exports_by_name(tmp_path: Path, style: str)
         error = await child.error(8, "big")
         assert error["name"] == "ResultNotSerializable"
         assert "BigInt" in str(error["message"])
-        # and the host lives on
+        # and the worker lives on
         assert await child.result(9, "add", 1, 1) == 2
 
         await child.channel.send({"type": "dispose"})
@@ -329,7 +350,7 @@ async def test_errors_come_back_with_name_message_and_stack(tmp_path: Path, styl
     write_module(tmp_path, style, MODULE_BODY, EXPORTS)
     module = tmp_path / ("src/process.mjs" if style == "mjs" else "src/process.js")
     async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
-        assert dig(await child.channel.receive(), "type") == "ready"
+        assert sorted_methods(await child.channel.receive()) == module_ready(*EXPORTED)
 
         error = await child.error(1, "fails", "bad input")
         assert (error["name"], error["message"]) == ("TypeError", "bad input")
@@ -368,7 +389,7 @@ async def test_errors_come_back_with_name_message_and_stack(tmp_path: Path, styl
 async def test_invokes_in_flight_are_answered_by_id_as_they_end(tmp_path: Path) -> None:
     write_module(tmp_path, "cjs", MODULE_BODY, EXPORTS)
     async with asyncio.timeout(DEADLINE), hosted(tmp_path, "src/process.js") as child:
-        await child.channel.receive()  # ready
+        assert sorted_methods(await child.channel.receive()) == module_ready(*EXPORTED)
         invoke = {"type": "invoke", "method": "waitForGate"}
         await child.channel.send({**invoke, "id": 1})
         await child.channel.send({**invoke, "id": 2, "args": []})
@@ -389,7 +410,7 @@ async def test_invokes_in_flight_are_answered_by_id_as_they_end(tmp_path: Path) 
 
 
 DISPOSABLE = """
-    setInterval(() => {}, 1000); // a live timer: the host must exit all the same
+    setInterval(() => {}, 1000); // a live timer: the worker must exit all the same
     function ping() { return 'pong'; }
     async function dispose() {
       await new Promise((r) => setTimeout(r, 20));
@@ -403,9 +424,7 @@ DISPOSABLE = """
 async def test_dispose_is_called_on_the_dispose_message(tmp_path: Path, style: str) -> None:
     write_module(tmp_path, style, DISPOSABLE, "ping, dispose")
     async with asyncio.timeout(DEADLINE), hosted(tmp_path, "src/process.js") as child:
-        ready = await child.channel.receive()
-        assert isinstance(ready, dict)
-        assert sorted(dig(ready, "methods")) == ["dispose", "ping"]
+        assert sorted_methods(await child.channel.receive()) == module_ready("dispose", "ping")
         assert await child.result(1, "ping") == "pong"
         await child.channel.send({"type": "dispose"})
         await child.channel.send({"type": "invoke", "id": 2, "method": "ping", "args": []})
@@ -425,7 +444,7 @@ async def test_dispose_is_called_on_the_dispose_message(tmp_path: Path, style: s
 async def test_dispose_is_called_when_the_channel_closes(tmp_path: Path, style: str) -> None:
     module = write_module(tmp_path, style, DISPOSABLE, "ping, dispose")
     async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
-        assert dig(await child.channel.receive(), "type") == "ready"
+        assert sorted_methods(await child.channel.receive()) == module_ready("dispose", "ping")
         await child.channel.close()
         assert await child.finish() == (0, "dispose called\n", "")
 
@@ -435,7 +454,7 @@ async def test_a_dispose_that_throws_is_reported(tmp_path: Path) -> None:
     source = "exports.dispose = () => { throw new RangeError('cannot let go'); };"
     module = write(tmp_path, "src/process.js", source)
     async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
-        await child.channel.receive()  # ready
+        assert await child.channel.receive() == module_ready("dispose")
         await child.channel.send({"type": "dispose"})
         [disposed] = await child.rest()
         code, _, stderr = await child.finish()
@@ -454,25 +473,179 @@ async def test_a_dispose_that_throws_is_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "source", "message"),
     [
-        ("process.js", "throw new Error('broken at load');", "broken at load"),
+        ("process.js", "throw new Error('broken at load');", "Error: broken at load"),
         ("process.mjs", "await Promise.reject(new Error('broken at load'));", "broken at load"),
-        ("process.js", "this is not javascript", "Unexpected identifier"),
+        ("process.js", "this is not javascript", "SyntaxError: Unexpected identifier"),
+        ("process.mjs", "export {", "SyntaxError"),
+        ("process.mjs", "import './nowhere.mjs';", "Cannot find module"),
         ("missing.js", None, "Cannot find module"),
     ],
 )
-async def test_a_module_that_does_not_load_is_reported(
+async def test_a_module_that_does_not_load_ends_the_worker_before_ready(
     tmp_path: Path, name: str, source: str | None, message: str
 ) -> None:
+    """Node reports it on stderr and exits 1; the preload says nothing at all."""
     if source is not None:
         write(tmp_path, name, source)
     async with asyncio.timeout(DEADLINE), hosted(tmp_path, name) as child:
-        [failed] = await child.rest()
+        assert await child.rest() == []
         code, _, stderr = await child.finish()
-    assert isinstance(failed, dict)
-    assert failed["type"] == "failed"
-    assert message in dig(failed, "error", "message")
     assert code == 1
-    assert "could not load the module" in stderr
+    assert message in stderr
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("style", STYLES)
+async def test_module_style_is_reported_only_once_the_module_is_evaluated(
+    tmp_path: Path, style: str
+) -> None:
+    """Top-level await included: what the code sends while evaluating comes before ready."""
+    esm = style != "cjs"
+    wait = "await new Promise((r) => setTimeout(r, 50));" if esm else ""
+    last = "export function f() { return 'f'; }" if esm else "exports.f = () => 'f';"
+    source = f"""
+        process.send('evaluating');
+        {wait}
+        {last}
+        process.send('evaluated');
+    """
+    write_code(tmp_path, style, source)
+    module = "src/process.mjs" if style == "mjs" else "src/process.js"
+    async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
+        assert [await child.channel.receive() for _ in range(3)] == [
+            "evaluating",
+            "evaluated",
+            module_ready("f"),
+        ]
+        assert await child.result(1, "f") == "f"
+        await child.channel.send({"type": "dispose"})
+        assert await child.rest() == [{"type": "disposed"}]
+        assert (await child.finish())[0] == 0
+
+
+MAIN_CJS = """
+    globalThis.evaluations = (globalThis.evaluations ?? 0) + 1;
+    process.send({ main: require.main === module, argv1: process.argv[1] });
+    exports.evaluations = () => globalThis.evaluations;
+"""
+MAIN_ESM = """
+    import { pathToFileURL } from 'node:url';
+    globalThis.evaluations = (globalThis.evaluations ?? 0) + 1;
+    const main = import.meta.url === pathToFileURL(process.argv[1]).href;
+    process.send({ main, argv1: process.argv[1] });
+    export function evaluations() { return globalThis.evaluations; }
+"""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("style", STYLES)
+async def test_the_code_runs_as_the_main_module_once(tmp_path: Path, style: str) -> None:
+    """As under plain ``node src/process.js``; the preload's look at it evaluates nothing again."""
+    write_code(tmp_path, style, MAIN_CJS if style == "cjs" else MAIN_ESM)
+    module = "src/process.mjs" if style == "mjs" else "src/process.js"
+    async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
+        assert await child.channel.receive() == {"main": True, "argv1": str(tmp_path / module)}
+        assert await child.channel.receive() == module_ready("evaluations")
+        assert await child.result(1, "evaluations") == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["process.js", "process.mjs"])
+async def test_a_symlinked_main_module_is_evaluated_once(tmp_path: Path, name: str) -> None:
+    """Node runs the real file; the preload must find that very module, not load the link."""
+    real = write(tmp_path, f"real/{name}", MAIN_CJS if name.endswith(".js") else MAIN_ESM)
+    link = tmp_path / "src" / name
+    link.parent.mkdir()
+    link.symlink_to(real)
+    async with asyncio.timeout(DEADLINE), hosted(tmp_path, link) as child:
+        assert dig(await child.channel.receive(), "argv1") == str(link)
+        assert await child.channel.receive() == module_ready("evaluations")
+        assert await child.result(1, "evaluations") == 1
+
+
+# -- the preload: process style ----------------------------------------------------------------
+
+FORK_STYLE_TALKING = """
+    process.send('evaluating');
+    process.on('message', (m) => {
+      process.send({ echo: m }, () => m === 'bye' && process.disconnect());
+    });
+    process.send('evaluated');
+"""
+INVOKE: JSONValue = {"type": "invoke", "id": 1, "method": "f", "args": []}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("style", STYLES)
+async def test_fork_style_code_talks_for_itself_under_the_preload(
+    tmp_path: Path, style: str
+) -> None:
+    """Ready comes after what the code sent while evaluating; invokes are the code's own."""
+    write_code(tmp_path, style, FORK_STYLE_TALKING)
+    module = "src/process.mjs" if style == "mjs" else "src/process.js"
+    async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
+        assert [await child.channel.receive() for _ in range(3)] == [
+            "evaluating",
+            "evaluated",
+            PROCESS_READY,
+        ]
+        await child.channel.send({"b": [1, None]})
+        assert await child.channel.receive() == {"echo": {"b": [1, None]}}
+        await child.channel.send(INVOKE)
+        await child.channel.send("bye")
+        # Every message until the code disconnected: the preload answered nothing.
+        assert await child.rest() == [{"echo": INVOKE}, {"echo": "bye"}]
+        assert (await child.finish())[0] == 0
+
+
+@pytest.mark.asyncio
+async def test_code_that_exports_functions_but_listens_itself_is_process_style(
+    tmp_path: Path,
+) -> None:
+    source = FORK_STYLE_TALKING + "\nmodule.exports = { f() { return 'f'; } };\n"
+    module = write(tmp_path, "src/process.js", source)
+    async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
+        assert [await child.channel.receive() for _ in range(3)] == [
+            "evaluating",
+            "evaluated",
+            PROCESS_READY,
+        ]
+        await child.channel.send(INVOKE)
+        await child.channel.send("bye")
+        assert await child.rest() == [{"echo": INVOKE}, {"echo": "bye"}]
+        assert (await child.finish())[0] == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("style", STYLES)
+async def test_utility_process_style_code_is_process_style_under_the_preload(
+    tmp_path: Path, style: str
+) -> None:
+    write_code(tmp_path, style, UTILITY_PROCESS_STYLE)
+    module = "src/process.mjs" if style == "mjs" else "src/process.js"
+    async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
+        assert await child.channel.receive() == PROCESS_READY
+        await talk_utility_process_style(child, style, INVOKE)  # an invoke is e.data too
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("style", "source"),
+    [
+        ("cjs", "process.send('evaluated');"),
+        ("cjs", "module.exports = { answer: 42 }; process.send('evaluated');"),
+        ("mjs", "export const answer = 42; process.send('evaluated');"),
+        ("type-module", "process.send('evaluated');"),
+    ],
+)
+async def test_code_with_nothing_to_do_exits_by_itself_after_ready(
+    tmp_path: Path, style: str, source: str
+) -> None:
+    """No exported function, no listener, no timer: the preload keeps nothing alive."""
+    module = write_code(tmp_path, style, source)
+    async with asyncio.timeout(DEADLINE), hosted(tmp_path, module) as child:
+        assert await child.rest() == ["evaluated", PROCESS_READY]
+        assert await child.finish() == (0, "", "")
 
 
 # -- the default worker -----------------------------------------------------------------------
@@ -483,7 +656,7 @@ async def test_the_default_worker_answers_ping_and_get_definition(tmp_path: Path
     definition = {"name": "Helper", "model": {"id": "x"}, "tools": [], "note": "héllo"}
     (tmp_path / "assistant.json").write_text(json.dumps(definition))
     async with asyncio.timeout(DEADLINE), worker(tmp_path, DEFAULT_WORKER) as child:
-        ready = {"type": "ready", "methods": ["ping", "getDefinition"]}
+        ready = {"type": "ready", "style": "default", "methods": ["ping", "getDefinition"]}
         assert await child.channel.receive() == ready
         assert await child.result(1, "ping") == "pong"
         assert await child.result(2, "getDefinition") == definition

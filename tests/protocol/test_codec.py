@@ -70,8 +70,12 @@ def test_list_with_every_param() -> None:
 @pytest.mark.parametrize("method", sorted(METHOD_PARAMS))
 def test_every_method_decodes_into_its_struct(method: str) -> None:
     params: dict[str, Any] = {}
-    if method in ("getAssistant", "deleteAssistant", "modifyAssistant"):
+    if method not in ("ping", "listAssistants", "createAssistant", "getSnapshot"):
         params["assistant_id"] = "jan"
+    if method == "invokeAssistant":
+        params["method"] = "ping"
+    if method == "sendToAssistant":
+        params["message"] = {"hello": [1, None]}
     _, decoded = decode_request(body({"id": 1, "method": method, "params": params}))
     assert type(decoded) is METHOD_PARAMS[method]
 

@@ -24,4 +24,4 @@ async function load() {
   };
 }
 
-serve(load());
+serve(load(), 'default');

@@ -1,13 +1,15 @@
 'use strict';
 /*
- * The invoke protocol the module host and the default worker speak with the daemon, over Node's
- * IPC channel (JSON mode: every message is one JSON.stringify'd line).
+ * The invoke protocol that module-style code (through preload.cjs) and the default worker speak
+ * with the daemon, over Node's IPC channel (JSON mode: every message is one JSON.stringify'd
+ * line). Fork- and utilityProcess-style code may answer invokes the same way itself.
  *
  * From the daemon:
  *   {"type": "invoke", "id": N, "method": "name", "args": [...]}   args may be left out: []
  *   {"type": "dispose"}
  * To the daemon:
- *   {"type": "ready", "methods": ["name", ...]}      once, when the module has loaded
+ *   {"type": "ready", "style": S, "methods": [...]}  once, when the module has loaded (S is
+ *                                                    "module" or "default")
  *   {"type": "failed", "error": E}                   instead, when it could not; then exit 1
  *   {"type": "result", "id": N, "result": value}
  *   {"type": "error", "id": N, "error": E}
@@ -88,10 +90,11 @@ function methods(module) {
 }
 
 /**
- * Serve invokes against the module `loading` resolves to. Listens at once, so no request waits
- * on Node's queue; requests that come while the module loads wait for it.
+ * Serve invokes against the module `loading` resolves to (a module or a promise of one), saying
+ * `style` in the ready message. Listens at once, so no request waits on Node's queue; requests
+ * that come while the module loads wait for it.
  */
-function serve(loading) {
+function serve(loading, style) {
   let module = null;
   let disposing = null;
   let answering = false;
@@ -99,7 +102,7 @@ function serve(loading) {
   const ready = Promise.resolve(loading).then(
     (loaded) => {
       module = loaded;
-      send({ type: 'ready', methods: methods(loaded) });
+      send({ type: 'ready', style, methods: methods(loaded) });
     },
     (thrown) => {
       const error = describe(thrown);

@@ -1,0 +1,76 @@
+"""Which assistants should be running: kept on disk, so a restarted daemon starts them again.
+
+One small JSON file in the root, ``.running.json`` (the dot keeps it out of the assistants):
+``{"running": ["jan", "asst_..."]}``. It is written atomically (temp file, fsync, rename), and
+one that cannot be read is reported and taken as empty: a start-up must not fail on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import structlog
+
+from assistantd.protocol.ids import id_problem
+
+log = structlog.get_logger("assistantd.workers")
+
+RUNNING_FILE = ".running.json"
+
+
+class DesiredState:
+    def __init__(self, root: Path) -> None:
+        self.path = root / RUNNING_FILE
+        self._running: set[str] = set()
+
+    @property
+    def running(self) -> frozenset[str]:
+        return frozenset(self._running)
+
+    def load(self) -> frozenset[str]:
+        """Read the file (at start); what it holds that is not a valid id is dropped."""
+        try:
+            data = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            data = {"running": []}
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "running assistants file unreadable; none restarted",
+                path=str(self.path),
+                error=str(exc),
+            )
+            data = {"running": []}
+        names = data.get("running") if isinstance(data, dict) else None
+        if not isinstance(names, list):
+            log.warning("running assistants file malformed; none restarted", path=str(self.path))
+            names = []
+        self._running = {name for name in names if isinstance(name, str) and not id_problem(name)}
+        return self.running
+
+    def set(self, assistant_id: str, running: bool) -> bool:
+        """Record the desired state; whether it changed (and so needs :meth:`save`)."""
+        before = assistant_id in self._running
+        if running:
+            self._running.add(assistant_id)
+        else:
+            self._running.discard(assistant_id)
+        return before != running
+
+    def save(self) -> None:
+        """Write the file atomically (call in a thread: it fsyncs)."""
+        body = json.dumps({"running": sorted(self._running)}, indent=1).encode() + b"\n"
+        fd, temp = tempfile.mkstemp(prefix=".running.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(body)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
