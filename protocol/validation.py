@@ -27,6 +27,11 @@ _CONSTRAINTS = {
     ("int", "<"): ("integer_above_max_value", "integer above maximum value", "a value <="),
     ("float", ">"): ("decimal_below_min_value", "decimal below minimum value", "a value >="),
     ("float", "<"): ("decimal_above_max_value", "decimal above maximum value", "a value <="),
+    ("str", ">"): (
+        "string_below_min_length",
+        "string too short",
+        "a string with minimum length",
+    ),
     ("str", "<"): (
         "string_above_max_length",
         "string too long",
