@@ -227,7 +227,7 @@ class WorkerProcess:
             time=time.time(),
         )
         # What it sent just before it exited is still in the socket: read it first.
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(Exception):  # TimeoutError: a grandchild holds the channel
             async with asyncio.timeout(DRAIN_AFTER_EXIT):
                 await asyncio.shield(self._receiver)
         if not self.ready.done():

@@ -35,6 +35,7 @@ from assistantd.protocol.errors import (
     GatewayTimeoutError,
     InternalError,
     NotFoundError,
+    UnavailableError,
     WorkerError,
 )
 from assistantd.protocol.events import Cause, WorkerExited, WorkerLog, WorkerMessage
@@ -103,6 +104,7 @@ class WorkerSupervisor:
         self._units: dict[str, _Unit] = {}
         self._saving = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
+        self._closing = False
         state.removal_listeners.append(self._removed)
 
     # --- commands ------------------------------------------------------------------------------
@@ -112,6 +114,10 @@ class WorkerSupervisor:
         unit = self._unit(assistant_id)
         async with unit.lock:
             entry = self._entry(assistant_id)
+            if self._closing:
+                raise UnavailableError(
+                    "The daemon is stopping; it starts no worker now.", code="daemon_stopping"
+                )
             if unit.active:
                 started = unit.task
             else:
@@ -174,6 +180,7 @@ class WorkerSupervisor:
 
     async def shutdown(self) -> None:
         """Stop every worker, all at once; they start again with the daemon."""
+        self._closing = True
         for task in list(self._background):
             task.cancel()
         units = [unit for unit in self._units.values() if unit.active]
