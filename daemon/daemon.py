@@ -35,7 +35,8 @@ from .store import InvalidDefinition, Loaded, Store
 from .watcher import Watcher
 from .worker_commands import WorkerCommands
 from .workers.desired import DesiredState
-from .workers.reaper import Reaper
+from .workers.launch import worker_marker
+from .workers.reaper import Reaper, sweep_leftovers
 from .workers.supervisor import WorkerSupervisor
 
 log = structlog.get_logger("assistantd")
@@ -129,6 +130,9 @@ class Daemon:
                     start_seconds=round(time.monotonic() - started, 3),
                 )
                 watching = tasks.create_task(_watch_soon(state, stop_watching))
+                await sweep_leftovers(
+                    worker_marker(settings.root), reaper, settings.workers.stop_timeout
+                )
                 await supervisor.resume()
                 await shutdown
                 log.info("stopping")

@@ -25,6 +25,14 @@ BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR
 any environment (PATH finds node and what the code runs; HOME and TMPDIR, where to write)."""
 
 ENV_ASSISTANT_ID = "ASSISTANTD_ASSISTANT_ID"
+ENV_WORKER_OF = "ASSISTANTD_WORKER_OF"
+"""The root of the daemon that started the worker: inherited by all it starts, so that what a
+killed daemon's workers left running can be found by the next daemon (reaper.sweep_leftovers)."""
+
+
+def worker_marker(root: Path) -> bytes:
+    """The environment entry every process of a worker of ``root`` carries."""
+    return f"{ENV_WORKER_OF}={root}".encode()
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ def launch_for(
 ) -> Launch:
     entry = find_entry(folder)
     env = worker_env(assistant_id, settings, environ)
+    env[ENV_WORKER_OF] = str(folder.parent)
     if entry is None:
         return Launch((str(DEFAULT_WORKER),), folder, env, None)
     relative = entry.relative_to(folder)

@@ -154,3 +154,41 @@ def _children() -> list[int]:
             if exc.errno not in (errno.ENOENT, errno.ESRCH):  # a thread that ended meanwhile
                 raise
     return pids
+
+
+def leftover_groups(marker: bytes) -> set[int]:
+    """Process groups holding a process whose environment has ``marker`` (``NAME=value``).
+
+    Workers carry ``ASSISTANTD_WORKER_OF=<root>`` in their environment, and whatever they start
+    inherits it. The kernel kills a worker whose daemon dies (``PR_SET_PDEATHSIG``), but not
+    what the worker started: a daemon starting on a root finds those here, left by the one that
+    died. Only the daemon's own user's processes can be read, which is all it may signal anyway;
+    a process that cleared its environment is not found.
+    """
+    groups: set[int] = set()
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as file:
+                if marker not in file.read().split(b"\0"):
+                    continue
+            groups.add(os.getpgid(int(entry.name)))
+        except (OSError, ValueError):  # gone meanwhile, or not ours to read
+            continue
+    return groups
+
+
+async def sweep_leftovers(marker: bytes, reaper: Reaper, within: float) -> int:
+    """SIGTERM, then (after ``within`` seconds) SIGKILL, every leftover group; how many."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    groups = leftover_groups(marker)
+    for pgid in groups:
+        log.warning("stopping processes left by a previous daemon's worker", pgid=pgid)
+        signal_group(pgid, signal.SIGTERM)
+    for pgid in groups:
+        if not await reaper.wait_group_gone(pgid, within):
+            signal_group(pgid, signal.SIGKILL)
+    return len(groups)
