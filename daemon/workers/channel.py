@@ -135,8 +135,18 @@ def decode(line: bytes) -> JSONValue:
     Traceback (most recent call last):
     ...
     ValueError: NaN is not JSON
+    >>> decode(b'[' * 2000 + b']' * 2000)
+    Traceback (most recent call last):
+    ...
+    ValueError: nested too deeply to be read
     """
-    message: JSONValue = _decoder.decode(line.decode())
+    try:
+        message: JSONValue = _decoder.decode(line.decode())
+    except RecursionError:
+        # Python's json recurses once per level, up to the interpreter's limit (1,000), while
+        # JSON.stringify writes some 5,000: without this a deep message from the worker would
+        # end the task that reads its channel.
+        raise ValueError("nested too deeply to be read") from None
     return message
 
 

@@ -48,7 +48,15 @@ class DesiredState:
         if not isinstance(names, list):
             log.warning("running assistants file malformed; none restarted", path=str(self.path))
             names = []
-        self._running = {name for name in names if isinstance(name, str) and not id_problem(name)}
+        valid = [name for name in names if isinstance(name, str) and not id_problem(name)]
+        if len(valid) != len(names):
+            log.warning(
+                "running assistants file holds entries that are not assistant ids; "
+                "they are ignored",
+                path=str(self.path),
+                ignored=[repr(name)[:80] for name in names if name not in valid][:10],
+            )
+        self._running = set(valid)
         return self.running
 
     def set(self, assistant_id: str, running: bool) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,6 +119,13 @@ class WorkerSupervisor:
                 raise UnavailableError(
                     "The daemon is stopping; it starts no worker now.", code="daemon_stopping"
                 )
+            if unit.active and unit.runtime.status == "stopped":
+                # The last run has ended (the assistant is ready again, its event is out) and
+                # its task is only saving .running.json: let it finish, then start afresh.
+                # Taken for a run under way, this start would find none and answer 409.
+                assert unit.task is not None
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(unit.task)
             if unit.active:
                 started = unit.task
             else:
@@ -537,6 +545,11 @@ def _gave_up(
     return error.to_object()
 
 
+# A str decoded from JSON holds surrogates only lone: json joins an escaped pair into one
+# character.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _raw(value: Any) -> msgspec.Raw:
     """``value`` as JSON for a reply or an event, with any lone surrogate made U+FFFD."""
     try:
@@ -546,8 +559,13 @@ def _raw(value: Any) -> msgspec.Raw:
 
 
 def _scrub(value: Any) -> Any:
+    """``value`` with each lone surrogate made one U+FFFD, as JavaScript's TextEncoder does.
+
+    >>> _scrub({"\\ud800": ["a\\udfffb", "\\U0001d11e"]})
+    {'\ufffd': ['a\ufffdb', '\U0001d11e']}
+    """
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
         return [_scrub(item) for item in value]
     if isinstance(value, dict):
