@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
     class Transport(Protocol):
         endpoint: str
+        timeout: float
 
-        def exchange(self, body: bytes) -> bytes: ...
+        def exchange(self, body: bytes, timeout: float | None = None) -> bytes: ...
         def close(self) -> None: ...
 
 
@@ -39,6 +40,7 @@ The daemon is found like assistantd places it: --command, else command.sock in -
 $ASSISTANTD_RUNTIME_DIR, $XDG_RUNTIME_DIR/assistantd, or /tmp/assistantd-$UID.
 Exit codes: 0 done, 1 the daemon refused (the message says why), 2 bad usage, 3 no daemon answered.
 `assistantctl watch` prints events until Ctrl-C; see `assistantctl watch --help`.
+`assistantctl invoke` calls a method of a running assistant's worker; see its --help.
 """
 
 
@@ -63,7 +65,8 @@ def _common_options() -> argparse.ArgumentParser:
         metavar="SECONDS",
         type=float,
         default=argparse.SUPPRESS,
-        help="how long to wait for a reply (default 10)",
+        help="how long to wait for a reply (default 10); the worker commands wait this long "
+        "on top of the time the daemon may take for them (an invoke's --timeout-ms)",
     )
     return common
 
@@ -135,6 +138,38 @@ def build_parser() -> argparse.ArgumentParser:
     add("delete", "Delete an assistant.", _delete).add_argument("assistant_id", metavar="ID")
     add("ping", "Check that the daemon answers; show its version and uptime.", _ping)
 
+    worker_commands = (
+        ("start", "Start an assistant's worker; show it once the worker is up.", "startAssistant"),
+        ("stop", "Stop an assistant's worker and what it started.", "stopAssistant"),
+        ("restart", "Stop an assistant's worker, then start it again.", "restartAssistant"),
+    )
+    for name, help, method in worker_commands:
+        worker = add(name, help, _worker_command)
+        worker.set_defaults(method=method)
+        worker.add_argument("assistant_id", metavar="ID")
+
+    invoke = commands.add_parser(
+        "invoke",
+        help="Call a method of a running assistant's worker; print what it returned.",
+        description=INVOKE_DESCRIPTION,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    invoke.set_defaults(handler=_invoke)
+    invoke.add_argument("assistant_id", metavar="ID")
+    invoke.add_argument("method", metavar="METHOD")
+    invoke.add_argument("args", metavar="ARG", nargs="*", help="an argument (see above)")
+    invoke.add_argument(
+        "--timeout-ms",
+        metavar="MS",
+        type=int,
+        help="how long the daemon waits for the answer (default: its invoke-timeout)",
+    )
+
+    send = add("send", "Send a message to a running assistant's worker (no answer).", _send)
+    send.add_argument("assistant_id", metavar="ID")
+    send.add_argument("message", metavar="MESSAGE", help="JSON (a bare word is a string)")
+
     raw = add("request", "Send any method with JSON params; print the raw result.", _request)
     raw.add_argument("method")
     raw.add_argument("params", nargs="?", default="{}", help="a JSON object (default {})")
@@ -166,10 +201,25 @@ WATCH_DESCRIPTION = """\
 Print the daemon's events as they come, one line each, until Ctrl-C (which exits 0).
 
 For people a line shows the time, the topic, the seq, the assistant's id and its name (or, for
-assistant.invalid, the reason). With --json each line is the event's JSON object as the daemon
-sent it. Lines with the topic client.synced are the watcher's own: it took a snapshot (at the
-start, after lost events, or when the daemon restarted), so changes between the lines before it
-and the state after it may have been merged. The watch goes on across daemon restarts.
+assistant.invalid, the reason), and its worker's status when it has one. A worker's events show
+as the time and [ID PID WHAT]: WHAT is stdout, stderr or install for a line the worker (or npm
+install) wrote, message for a message it sent, exited when it ended. With --json each line is
+the event's JSON object as the daemon sent it. Lines with the topic client.synced are the
+watcher's own: it took a snapshot (at the start, after lost events, or when the daemon
+restarted), so changes between the lines before it and the state after it may have been merged.
+The watch goes on across daemon restarts. `assistantctl watch worker.` shows only the workers'
+events; `assistantctl watch worker.log` only their output.
+"""
+
+INVOKE_DESCRIPTION = """\
+Call METHOD of a running assistant's worker with the ARGs; print what it returned, as JSON.
+
+Each ARG is JSON (42, true, null, [1, 2], {"a": 1}, "text"); a bare word that is not JSON is
+taken as a string (hello is "hello"), but an ARG that starts with {, [ or " must be valid JSON.
+Put -- after the options and before ARGs that start with a dash (numbers need none).
+
+If the method throws, the error says so (exit 1) with the worker's error and stack. An invoke
+is never sent twice: if no reply comes, the method may still have run (exit 3).
 """
 
 
@@ -218,7 +268,10 @@ class Session:
 
         request = {"id": self._next_id, "method": method, "params": params}
         self._next_id += 1
-        body = self.transport.exchange(json.dumps(request).encode())
+        from assistantd.client.waits import reply_timeout
+
+        wait = reply_timeout(method, params, self.transport.timeout)
+        body = self.transport.exchange(json.dumps(request).encode(), wait)
         try:
             reply = json.loads(body)
             if isinstance(reply.get("error"), dict):
@@ -240,6 +293,8 @@ def _report(exc: Any, *, as_json: bool) -> None:
         str(part) for part in (exc.status, exc.code, exc.param and f"param {exc.param}") if part
     )
     sys.stderr.write(f"assistantctl: error: {exc.message} ({details})\n")
+    for line in output.detail_lines(exc.details):
+        sys.stderr.write(f"  {line}\n")
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -310,6 +365,54 @@ def _ping(session: Session, args: argparse.Namespace) -> int:
             ("endpoint", session.transport.endpoint),
         ]
     )
+
+
+def _worker_command(session: Session, args: argparse.Namespace) -> int:
+    """start, stop and restart: the method is in ``args.method``."""
+    assistant = session.call(args.method, {"assistant_id": args.assistant_id})
+    if _json(args):
+        return output.print_json(assistant)
+    return output.print_worker(assistant)
+
+
+def _invoke(session: Session, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {
+        "assistant_id": args.assistant_id,
+        "method": args.method,
+        "args": [_json_arg(arg, "ARG") for arg in args.args],
+    }
+    if args.timeout_ms is not None:
+        params["timeout_ms"] = args.timeout_ms
+    answer = session.call("invokeAssistant", params)
+    return output.print_json(answer["result"])
+
+
+def _send(session: Session, args: argparse.Namespace) -> int:
+    message = _json_arg(args.message, "MESSAGE")
+    sent = session.call("sendToAssistant", {"assistant_id": args.assistant_id, "message": message})
+    if _json(args):
+        return output.print_json(sent)
+    sys.stdout.write(f"sent to {sent['assistant_id']}\n")
+    return EXIT_OK
+
+
+def _json_arg(text: str, what: str) -> Any:
+    """``text`` as JSON, or as a string when it is a bare word that is not JSON.
+
+    >>> [_json_arg(text, "ARG") for text in ("42", "hello", '"42"', "[1]", "NaN", "a b")]
+    [42, 'hello', '42', [1], 'NaN', 'a b']
+    """
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except ValueError as exc:
+        if text.lstrip().startswith(("{", "[", '"')):
+            raise UsageError(f"{what} {text!r} is not valid JSON: {exc}") from None
+        return text
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON does not have: here they are words.
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _request(session: Session, args: argparse.Namespace) -> int:

@@ -78,23 +78,104 @@ def print_assistant(a: Mapping[str, Any]) -> int:
         "tool_resources",
     )
     rows += [(label, _text(a[label])) for label in optional if a.get(label) not in (None, "")]
+    if a.get("runtime") is not None:
+        rows += worker_rows(a)
     return print_fields(rows)
 
 
+def print_worker(a: Mapping[str, Any]) -> int:
+    """An assistant's state and its worker's: what start, stop and restart show."""
+    rows = [("id", str(a["id"])), ("name", a.get("name") or "-"), ("state", str(a.get("state")))]
+    return print_fields(rows + worker_rows(a))
+
+
+def worker_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The rows for an assistant's ``runtime``: status, pid, style, methods, exits, error."""
+    runtime = a.get("runtime")
+    if not isinstance(runtime, Mapping):
+        return [("worker", "-")]  # never started
+    rows = [("worker", str(runtime.get("status")))]
+    if runtime.get("pid") is not None:
+        rows.append(("pid", str(runtime["pid"])))
+    if runtime.get("style") is not None and runtime.get("status") != "stopped":
+        rows.append(("style", str(runtime["style"])))
+        rows.append(("methods", ", ".join(runtime.get("methods") or []) or "-"))
+    if runtime.get("up_since") is not None:
+        rows.append(("up_since", _moment(runtime["up_since"])))
+    rows.append(("restarts", str(runtime.get("restarts", 0))))
+    if runtime.get("retry_at") is not None:
+        rows.append(("retry_at", _moment(runtime["retry_at"])))
+    if isinstance(runtime.get("last_exit"), Mapping):
+        last_exit = runtime["last_exit"]
+        rows.append(("last_exit", f"{exit_text(last_exit)}, {_moment(last_exit.get('time'))}"))
+    if isinstance(runtime.get("error"), Mapping):
+        rows.append(("error", _error_text(runtime["error"])))
+    return rows
+
+
+def exit_text(exit: Mapping[str, Any]) -> str:
+    """How a worker ended, in a few words.
+
+    >>> exit_text({"code": None, "signal": "SIGKILL", "stopped_by": "SIGKILL"})
+    'SIGKILL, stopped by SIGKILL'
+    >>> exit_text({"code": 1, "signal": None, "stopped_by": None})
+    'exit code 1'
+    """
+    how = f"exit code {exit.get('code')}" if exit.get("signal") is None else str(exit["signal"])
+    if exit.get("stopped_by") is not None:
+        how += f", stopped by {exit['stopped_by']}"
+    return how
+
+
+def detail_lines(details: Mapping[str, Any] | None) -> list[str]:
+    """The ``details`` of an error reply as lines: a worker's error code and stack, or the exit
+    and last stderr lines of a worker that failed to start. ``name`` and ``message`` are left
+    out: the error's own message holds them.
+
+    >>> detail_lines({"name": "Error", "message": "boom", "code": "E_X", "stack": "a\\n  b"})
+    ['code: E_X', 'stack:', '  a', '    b']
+    """
+    lines: list[str] = []
+    for key, value in (details or {}).items():
+        if key in ("name", "message"):
+            continue
+        if key == "exit" and isinstance(value, Mapping):
+            lines.append(f"exit: {exit_text(value)}")
+        elif isinstance(value, Mapping):
+            lines += [f"{key}:", *(f"  {line}" for line in detail_lines(value))]
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            lines += [f"{key}:", *(f"  {item}" for item in value)]
+        elif isinstance(value, str) and "\n" in value:
+            lines += [f"{key}:", *(f"  {line}" for line in value.splitlines())]
+        else:
+            lines.append(f"{key}: {_text(value)}")
+    return lines
+
+
 def event_line(topic: str, event: Mapping[str, Any], note: str | None = None) -> str:
-    """One line for one event: local time, topic, seq, assistant id and name (or reason).
+    """One line for one event: local time, topic, seq, assistant id and name (or reason), and
+    the worker's status; for a worker's own events, see :func:`worker_event_line`.
 
     >>> deleted = {"time": 0.25, "seq": 7, "assistant_id": "x", "cause": "request"}
     >>> event_line("assistant.deleted", deleted)[14:]
     'assistant.deleted  seq=7  x  (request)'
     """
-    stamp = time.strftime("%H:%M:%S", time.localtime(event["time"]))
-    parts = [f"{stamp}.{int(event['time'] % 1 * 1000):03d}", f"{topic:<17}", f"seq={event['seq']}"]
+    if topic.startswith("worker."):
+        return worker_event_line(topic, event)
+    parts = [_stamp(event["time"]), f"{topic:<17}", f"seq={event['seq']}"]
     assistant = event.get("assistant")
     if isinstance(assistant, Mapping):
         parts += [str(assistant.get("id")), json.dumps(assistant.get("name"), ensure_ascii=False)]
         if topic == "assistant.state":
             parts.append(f"{event.get('previous')} -> {assistant.get('state')}")
+        runtime = assistant.get("runtime")
+        if isinstance(runtime, Mapping):
+            parts.append(f"worker={runtime.get('status')}")
+            if runtime.get("pid") is not None:
+                parts.append(f"pid={runtime['pid']}")
+            error = event.get("error") or runtime.get("error")
+            if isinstance(error, Mapping):
+                parts.append(f"error={error.get('code')}")
     elif "assistant_id" in event:
         parts.append(str(event["assistant_id"]))
     if "reason" in event:
@@ -106,6 +187,45 @@ def event_line(topic: str, event: Mapping[str, Any], note: str | None = None) ->
     if note:
         parts.append(note)
     return "  ".join(parts)
+
+
+def worker_event_line(topic: str, event: Mapping[str, Any]) -> str:
+    """One line for a worker's event: local time, ``[id pid what]``, and what it said or did.
+
+    >>> log = {"time": 0.25, "assistant_id": "jan", "pid": 42, "stream": "stderr", "line": "hi"}
+    >>> worker_event_line("worker.log", log)[14:]
+    '[jan 42 stderr] hi'
+    >>> exited = {"time": 0.25, "assistant_id": "jan", "pid": 42, "restart": True,
+    ...           "exit": {"code": 1, "signal": None, "stopped_by": None}}
+    >>> worker_event_line("worker.exited", exited)[14:]
+    '[jan 42 exited] exit code 1, restarting'
+    """
+    if topic == "worker.log":
+        what, text = str(event.get("stream")), str(event.get("line"))
+    elif topic == "worker.message":
+        what, text = "message", json.dumps(event.get("message"), ensure_ascii=False)
+    elif topic == "worker.exited":
+        restart = "restarting" if event.get("restart") else "not restarting"
+        what, text = "exited", f"{exit_text(event.get('exit') or {})}, {restart}"
+    else:  # a worker event of a later version
+        what, text = topic.removeprefix("worker."), ""
+    who = f"{event.get('assistant_id')} {event.get('pid')} {what}"
+    return f"{_stamp(event['time'])}  [{who}] {text}"
+
+
+def _stamp(moment: float) -> str:
+    """Local time of day to the millisecond."""
+    return f"{time.strftime('%H:%M:%S', time.localtime(moment))}.{int(moment % 1 * 1000):03d}"
+
+
+def _moment(timestamp: Any) -> str:
+    if not isinstance(timestamp, int | float):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def _error_text(error: Mapping[str, Any]) -> str:
+    return f"{error.get('message')} ({error.get('code')})"
 
 
 def _text(value: Any) -> str:

@@ -18,16 +18,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from assistantd.protocol.assistant import Assistant
+    from assistantd.protocol.assistant import Assistant, Runtime, WorkerExit
     from assistantd.protocol.errors import (
         AssistantdError,
         ConflictError,
+        GatewayTimeoutError,
         InternalError,
         InvalidRequestError,
         NotFoundError,
         PayloadTooLargeError,
         PermissionDeniedError,
         UnavailableError,
+        WorkerError,
     )
     from assistantd.protocol.events import (
         AssistantCreated,
@@ -37,8 +39,16 @@ if TYPE_CHECKING:
         AssistantUpdated,
         DaemonStopping,
         Snapshot,
+        WorkerExited,
+        WorkerLog,
+        WorkerMessage,
     )
-    from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult
+    from assistantd.protocol.messages import (
+        AssistantList,
+        DeletedAssistant,
+        PingResult,
+        SentMessage,
+    )
 
     from .aio import AsyncClient
     from .awatch import AsyncWatch
@@ -50,9 +60,12 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "Assistant": "assistantd.protocol.assistant",
+    "Runtime": "assistantd.protocol.assistant",
+    "WorkerExit": "assistantd.protocol.assistant",
     "AssistantList": "assistantd.protocol.messages",
     "DeletedAssistant": "assistantd.protocol.messages",
     "PingResult": "assistantd.protocol.messages",
+    "SentMessage": "assistantd.protocol.messages",
     "AssistantCreated": "assistantd.protocol.events",
     "AssistantDeleted": "assistantd.protocol.events",
     "AssistantInvalid": "assistantd.protocol.events",
@@ -60,14 +73,19 @@ _HOMES = {
     "AssistantUpdated": "assistantd.protocol.events",
     "DaemonStopping": "assistantd.protocol.events",
     "Snapshot": "assistantd.protocol.events",
+    "WorkerExited": "assistantd.protocol.events",
+    "WorkerLog": "assistantd.protocol.events",
+    "WorkerMessage": "assistantd.protocol.events",
     "AssistantdError": "assistantd.protocol.errors",
     "ConflictError": "assistantd.protocol.errors",
+    "GatewayTimeoutError": "assistantd.protocol.errors",
     "InternalError": "assistantd.protocol.errors",
     "InvalidRequestError": "assistantd.protocol.errors",
     "NotFoundError": "assistantd.protocol.errors",
     "PayloadTooLargeError": "assistantd.protocol.errors",
     "PermissionDeniedError": "assistantd.protocol.errors",
     "UnavailableError": "assistantd.protocol.errors",
+    "WorkerError": "assistantd.protocol.errors",
     "AsyncClient": "assistantd.client.aio",
     "AsyncWatch": "assistantd.client.awatch",
     "AssistantFields": "assistantd.client.calls",
@@ -107,6 +125,7 @@ __all__ = [
     "ConflictError",
     "DaemonStopping",
     "DeletedAssistant",
+    "GatewayTimeoutError",
     "InternalError",
     "InvalidRequestError",
     "Mirror",
@@ -114,11 +133,18 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PingResult",
+    "Runtime",
+    "SentMessage",
     "Snapshot",
     "Synced",
     "UnavailableError",
     "Watch",
     "WatchEvent",
+    "WorkerError",
+    "WorkerExit",
+    "WorkerExited",
+    "WorkerLog",
+    "WorkerMessage",
     "command_endpoint",
     "events_endpoint",
     "topic_of",

@@ -18,13 +18,20 @@ from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import encode_request
 from assistantd.protocol.errors import AssistantdError, UnavailableError
 from assistantd.protocol.events import Snapshot
-from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult, RequestId
+from assistantd.protocol.messages import (
+    AssistantList,
+    DeletedAssistant,
+    PingResult,
+    RequestId,
+    SentMessage,
+)
 
 from . import calls
 from .awatch import AsyncWatch
 from .calls import AssistantFields, Call, Order, read_reply
 from .discovery import check_reachable, command_endpoint, events_endpoint
 from .sync import DEFAULT_TIMEOUT
+from .waits import reply_timeout
 
 T = TypeVar("T")
 
@@ -38,7 +45,9 @@ class AsyncClient:
             page = await client.list_assistants(limit=5)
 
     Calls may run concurrently; replies are matched to calls by id. A call that gets no reply
-    within ``timeout`` raises :class:`UnavailableError`; a reply that comes later is dropped.
+    within ``timeout`` raises :class:`UnavailableError`; a reply that comes later is dropped,
+    and the call is never sent again. A worker command waits longer, for as long as the daemon
+    may take by its own rules on top (an invoke's ``timeout_ms``: see ``waits``).
     ``events`` is the event endpoint that :meth:`watch` subscribes to (by default
     ``events.sock`` beside ``command.sock``).
     """
@@ -139,6 +148,39 @@ class AsyncClient:
         """Every assistant and every invalid file, as of the ``seq`` it carries."""
         return await self._call(calls.get_snapshot())
 
+    async def start_assistant(self, assistant_id: str) -> Assistant:
+        """Start the assistant's worker; the assistant, ``running``, once the worker is up.
+        Starting a running assistant changes nothing."""
+        return await self._call(calls.start_assistant(assistant_id))
+
+    async def stop_assistant(self, assistant_id: str) -> Assistant:
+        """Stop the worker and whatever it started; the assistant, ``ready``."""
+        return await self._call(calls.stop_assistant(assistant_id))
+
+    async def restart_assistant(self, assistant_id: str) -> Assistant:
+        """Stop the worker (if it runs), then start it; the assistant, ``running``."""
+        return await self._call(calls.restart_assistant(assistant_id))
+
+    async def invoke_assistant(
+        self, assistant_id: str, method: str, *args: Any, timeout_ms: int | None = None
+    ) -> Any:
+        """Call ``method`` of the assistant's worker with ``args``; what it returned (JSON).
+
+        Example::
+
+            await client.invoke_assistant("jan", "ping")  # "pong"
+
+        ``timeout_ms`` bounds the call in the daemon (its ``invoke-timeout`` when None); this
+        client waits that long plus its own ``timeout``. The errors are
+        :meth:`Client.invoke_assistant`'s.
+        """
+        call = calls.invoke_assistant(assistant_id, method, list(args), timeout_ms)
+        return (await self._call(call)).result
+
+    async def send_to_assistant(self, assistant_id: str, message: Any) -> SentMessage:
+        """Hand ``message`` (JSON) to the worker, which gets it as it is (no answer)."""
+        return await self._call(calls.send_to_assistant(assistant_id, message))
+
     def watch(self, prefix: str = "") -> AsyncWatch:
         """The events whose topic starts with ``prefix``, and a mirror of the daemon's state.
 
@@ -153,6 +195,8 @@ class AsyncClient:
                             show_one(assistant)
 
         The mirror follows every state event whatever ``prefix`` is; see :class:`AsyncWatch`.
+        The workers' events (``worker.log``, ``worker.message``, ``worker.exited``) are
+        yielded too when the prefix takes them in (``client.watch("worker.")``).
         """
         return AsyncWatch(
             self.events_endpoint, self.get_snapshot, prefix=prefix, start_timeout=self.timeout
@@ -166,12 +210,13 @@ class AsyncClient:
         request_id = next(self._ids)
         future: asyncio.Future[msgspec.Raw] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        wait = reply_timeout(method, params, self.timeout)
         try:
             await socket.send_multipart([b"", encode_request(request_id, method, params)])
-            return await asyncio.wait_for(future, self.timeout)
+            return await asyncio.wait_for(future, wait)
         except TimeoutError:
             raise UnavailableError(
-                f"No reply from the daemon at {self.endpoint} within {self.timeout:g}s.",
+                f"No reply from the daemon at {self.endpoint} within {wait:g}s.",
                 code="timeout",
             ) from None
         finally:

@@ -32,8 +32,9 @@ class AsyncWatch:
                 async for event in watch:
                     print(topic_of(event), watch.mirror.seq, len(watch.mirror.assistants))
 
-    Iterating yields the events whose topic starts with the prefix (the state events and
-    ``daemon.stopping``) and, whatever the prefix, a :class:`~assistantd.client.clone.Synced`
+    Iterating yields the events whose topic starts with the prefix (the state events,
+    ``daemon.stopping``, and from the first snapshot on the workers' ``worker.*`` events, which
+    are not mirrored) and, whatever the prefix, a :class:`~assistantd.client.clone.Synced`
     each time a snapshot was taken (at the start, and after a gap, a daemon restart, or a
     silence). It runs until closed (``aclose()``, the end of
     the ``async with`` block, or the iterator being collected), across daemon restarts.

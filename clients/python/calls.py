@@ -14,8 +14,10 @@ from assistantd.protocol.messages import (
     METHOD_RESULTS,
     AssistantList,
     DeletedAssistant,
+    InvokeResult,
     PingResult,
     RequestId,
+    SentMessage,
 )
 
 T = TypeVar("T")
@@ -118,3 +120,26 @@ def delete_assistant(assistant_id: str) -> Call[DeletedAssistant]:
 
 def get_snapshot() -> Call[Snapshot]:
     return Call("getSnapshot", {}, Snapshot)
+
+
+def start_assistant(assistant_id: str) -> Call[Assistant]:
+    return Call("startAssistant", {"assistant_id": assistant_id}, Assistant)
+
+
+def stop_assistant(assistant_id: str) -> Call[Assistant]:
+    return Call("stopAssistant", {"assistant_id": assistant_id}, Assistant)
+
+
+def restart_assistant(assistant_id: str) -> Call[Assistant]:
+    return Call("restartAssistant", {"assistant_id": assistant_id}, Assistant)
+
+
+def invoke_assistant(
+    assistant_id: str, method: str, args: list[Any], timeout_ms: int | None
+) -> Call[InvokeResult]:
+    params = {"assistant_id": assistant_id, "method": method, "args": args}
+    return Call("invokeAssistant", params | _given(timeout_ms=timeout_ms), InvokeResult)
+
+
+def send_to_assistant(assistant_id: str, message: Any) -> Call[SentMessage]:
+    return Call("sendToAssistant", {"assistant_id": assistant_id, "message": message}, SentMessage)

@@ -53,6 +53,9 @@ from assistantd.protocol.events import (
     DaemonWelcome,
     InvalidFile,
     Snapshot,
+    WorkerExited,
+    WorkerLog,
+    WorkerMessage,
     decode_event,
 )
 
@@ -84,8 +87,12 @@ StateChange = (
 )
 """The state events (topics ``assistant.*``), each with its ``seq``."""
 
-WatchEvent = StateChange | DaemonStopping | Synced
-"""What a watch yields: the state events, ``daemon.stopping``, and its own :class:`Synced`."""
+WorkerActivity = WorkerMessage | WorkerLog | WorkerExited
+"""The workers' events (topics ``worker.*``): not state, no ``seq``, nothing to mirror."""
+
+WatchEvent = StateChange | WorkerActivity | DaemonStopping | Synced
+"""What a watch yields: the state events, the workers' events, ``daemon.stopping``, and its
+own :class:`Synced`."""
 
 
 class TimedOut:
@@ -265,6 +272,11 @@ class CloneSync:
             if self._wanted != "start":
                 self._wanted = "epoch"
             return [event] if self._wants(event) else []
+        if isinstance(event, WorkerActivity):
+            # Not state: no snapshot holds it, so it is yielded also while the mirror waits for
+            # one; but only from the first snapshot on, which a watch always yields first.
+            wanted = self._synced_once and self._wants(event)
+            return [event] if wanted else []
         if self._wanted is not None:
             # Whatever this says is in the snapshot still to be taken.
             return []

@@ -13,12 +13,13 @@ import msgspec
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import encode_request
 from assistantd.protocol.events import Snapshot
-from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult
+from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult, SentMessage
 
 from . import calls
 from .calls import AssistantFields, Call, Order, read_reply
 from .discovery import command_endpoint, events_endpoint
 from .transport import BlockingTransport
+from .waits import reply_timeout
 from .watch import Watch
 
 T = TypeVar("T")
@@ -35,7 +36,9 @@ class Client:
             print(client.get_assistant("jan").name)
 
     Each call waits at most ``timeout`` seconds for its reply, then raises
-    :class:`UnavailableError`; the next call opens a fresh socket (see ``transport``).
+    :class:`UnavailableError`; the next call opens a fresh socket (see ``transport``). A worker
+    command waits longer, for as long as the daemon may take by its own rules on top (an
+    invoke's ``timeout_ms``: see ``waits``). A call that timed out is never sent again.
     ``events`` is the event endpoint that :meth:`watch` subscribes to (by default
     ``events.sock`` beside ``command.sock``).
     """
@@ -122,6 +125,42 @@ class Client:
         """Every assistant and every invalid file, as of the ``seq`` it carries."""
         return self._call(calls.get_snapshot())
 
+    def start_assistant(self, assistant_id: str) -> Assistant:
+        """Start the assistant's worker; the assistant, ``running``, once the worker is up.
+        Starting a running assistant changes nothing."""
+        return self._call(calls.start_assistant(assistant_id))
+
+    def stop_assistant(self, assistant_id: str) -> Assistant:
+        """Stop the worker and whatever it started; the assistant, ``ready``."""
+        return self._call(calls.stop_assistant(assistant_id))
+
+    def restart_assistant(self, assistant_id: str) -> Assistant:
+        """Stop the worker (if it runs), then start it; the assistant, ``running``."""
+        return self._call(calls.restart_assistant(assistant_id))
+
+    def invoke_assistant(
+        self, assistant_id: str, method: str, *args: Any, timeout_ms: int | None = None
+    ) -> Any:
+        """Call ``method`` of the assistant's worker with ``args``; what it returned (JSON).
+
+        Example::
+
+            client.invoke_assistant("jan", "ping")  # "pong"
+
+        ``timeout_ms`` bounds the call in the daemon (its ``invoke-timeout`` when None); this
+        client waits that long plus its own ``timeout``. A method that throws raises
+        :class:`WorkerError` (502) with the worker's error in ``details``; no answer in time,
+        :class:`GatewayTimeoutError` (504); a method the worker does not have,
+        :class:`NotFoundError` (``method_not_found``); an assistant that is not running,
+        :class:`ConflictError` (``assistant_not_running``).
+        """
+        call = calls.invoke_assistant(assistant_id, method, list(args), timeout_ms)
+        return self._call(call).result
+
+    def send_to_assistant(self, assistant_id: str, message: Any) -> SentMessage:
+        """Hand ``message`` (JSON) to the worker, which gets it as it is (no answer)."""
+        return self._call(calls.send_to_assistant(assistant_id, message))
+
     def watch(self, prefix: str = "") -> Watch:
         """The events whose topic starts with ``prefix``, and a mirror of the daemon's state.
 
@@ -133,7 +172,13 @@ class Client:
 
         The mirror follows every state event whatever ``prefix`` is; see :class:`Watch`. The
         snapshots go over this client's socket, so use the client only from the thread that
-        iterates.
+        iterates. The workers' events (``worker.log``, ``worker.message``, ``worker.exited``)
+        are yielded too when the prefix takes them in::
+
+            with client.watch("worker.log") as watch:
+                for event in watch:
+                    if isinstance(event, WorkerLog):
+                        print(event.assistant_id, event.line)
         """
         return Watch(
             self.events_endpoint,
@@ -146,7 +191,8 @@ class Client:
         return call.result(self._exchange(call.method, call.params))
 
     def _exchange(self, method: str, params: dict[str, Any]) -> msgspec.Raw:
-        body = self._transport.exchange(encode_request(next(self._ids), method, params))
+        wait = reply_timeout(method, params, self._transport.timeout)
+        body = self._transport.exchange(encode_request(next(self._ids), method, params), wait)
         _, outcome = read_reply(body)
         if isinstance(outcome, Exception):
             raise outcome

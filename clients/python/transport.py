@@ -4,6 +4,10 @@ It moves bytes only (no JSON library), so that `assistantctl` can use it without
 msgspec. Because at most one request is ever in flight on a socket, and the socket is thrown
 away when a reply does not come in time (ZeroMQ's "Lazy Pirate"), a reply can never be taken
 for the answer to another request.
+
+Unlike the Guide's Lazy Pirate, it never sends a request again after a wait ran out: it raises,
+and the caller decides. A reply that did not come does not mean the request was not carried
+out, and some are not idempotent (an invoke runs the worker's method each time it arrives).
 """
 
 from __future__ import annotations
@@ -24,17 +28,19 @@ class BlockingTransport:
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._socket: zmq.Socket[bytes] | None = None
 
-    def exchange(self, body: bytes) -> bytes:
-        """Send one request body; the reply body, or :class:`UnavailableError` after the timeout."""
+    def exchange(self, body: bytes, timeout: float | None = None) -> bytes:
+        """Send one request body; the reply body, or :class:`UnavailableError` after
+        ``timeout`` seconds (the transport's own timeout when None). Never sent twice."""
+        wait = self.timeout if timeout is None else timeout
         socket = self._connected()
         socket.send_multipart([b"", body])
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + wait
         while (remaining := deadline - time.monotonic()) > 0:
             if socket.poll(int(remaining * 1000) + 1, zmq.POLLIN):
                 return socket.recv_multipart()[-1]
         self._drop_socket()
         raise UnavailableError(
-            f"No reply from the daemon at {self.endpoint} within {self.timeout:g}s.",
+            f"No reply from the daemon at {self.endpoint} within {wait:g}s.",
             code="timeout",
         )
 

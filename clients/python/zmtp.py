@@ -5,8 +5,9 @@ Importing pyzmq takes longer than everything else a short `assistantctl` command
 protocol itself: the ZMTP 3.0 greeting with the NULL mechanism, the READY command that names it
 a DEALER, then one request of two frames (the empty delimiter and the body) and the frames of
 the reply (https://rfc.zeromq.org/spec/23/). One request at a time; the connection is dropped
-after a timeout or any fault, like the pyzmq transport's "Lazy Pirate". TCP endpoints, which
-need CURVE, always go through pyzmq.
+after a timeout or any fault, like the pyzmq transport's "Lazy Pirate", and, like it, the
+request is never sent again (see ``transport``). TCP endpoints, which need CURVE, always go
+through pyzmq.
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ class UnixZmtpTransport:
         self._socket: socket.socket | None = None
         self._deadline = 0.0
 
-    def exchange(self, body: bytes) -> bytes:
-        """Send one request body; the reply body, or :class:`UnavailableError`."""
-        self._deadline = time.monotonic() + self.timeout
+    def exchange(self, body: bytes, timeout: float | None = None) -> bytes:
+        """Send one request body; the reply body, or :class:`UnavailableError` (after
+        ``timeout`` seconds, the transport's own timeout when None). Never sent twice."""
+        wait = self.timeout if timeout is None else timeout
+        self._deadline = time.monotonic() + wait
         try:
             connection = self._connected()
             connection.sendall(_frame(b"", flags=MORE) + _frame(body))
@@ -64,7 +67,7 @@ class UnixZmtpTransport:
         except TimeoutError:
             self.close()
             raise UnavailableError(
-                f"No reply from the daemon at {self.endpoint} within {self.timeout:g}s.",
+                f"No reply from the daemon at {self.endpoint} within {wait:g}s.",
                 code="timeout",
             ) from None
         except (FileNotFoundError, ConnectionRefusedError):
