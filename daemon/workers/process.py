@@ -41,8 +41,8 @@ STDERR_TAIL = 20
 """Lines of stderr kept to explain a worker that failed to start."""
 
 DRAIN_AFTER_EXIT = 1.0
-"""Seconds to keep reading the channel after the process exited: what it sent just before
-exiting (an answer, then ``process.exit()``) is still delivered."""
+"""Seconds to keep reading the channel and the output after the process exited: what it sent
+just before exiting (an answer, then ``process.exit()``) is still delivered."""
 
 MAX_METHODS = 1000
 
@@ -226,10 +226,10 @@ class WorkerProcess:
             signal=_signal_name(-returncode) if returncode < 0 else None,
             time=time.time(),
         )
-        # What it sent just before it exited is still in the socket: read it first.
-        with contextlib.suppress(Exception):  # TimeoutError: a grandchild holds the channel
-            async with asyncio.timeout(DRAIN_AFTER_EXIT):
-                await asyncio.shield(self._receiver)
+        # What it sent and wrote just before it exited is still in the socket and the pipes:
+        # read it first (the last lines of stderr explain a failed start). Bounded, since a
+        # grandchild may hold them open.
+        await asyncio.wait([self._receiver, *self._pumps], timeout=DRAIN_AFTER_EXIT)
         if not self.ready.done():
             self.ready.set_exception(self._failed_to_start(exit))
         for answer in self._pending.values():
