@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeAlias, TypeGuard
 
+import msgspec
 import structlog
 
 log = structlog.get_logger("assistantd.workers")
@@ -53,8 +54,9 @@ Node sets no limit; ours keeps a worker that writes without end from taking the 
 A 10 MB message (issue 4 asks for that size to work) is well inside it.
 """
 
-READ_SIZE = 256 * 1024
-"""Bytes asked for per read: what asyncio's socket transport reads at once anyway."""
+SEND_BUFFER = 64 * 1024
+"""Bytes buffered for the child above which :meth:`NodeChannel.send` waits (a StreamWriter's
+high-water mark)."""
 
 INTERNAL_PREFIX = "NODE_"
 NODE_HANDLE_NACK = b'{"cmd":"NODE_HANDLE_NACK"}\n'
@@ -73,6 +75,7 @@ def _refuse_constant(name: str) -> NoReturn:
 
 # Python's json reads NaN and Infinity; JSON.parse does not, and neither do we.
 _decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+_fast_decode = msgspec.json.Decoder().decode
 
 
 class ChannelClosed(ConnectionError):
@@ -140,6 +143,14 @@ def decode(line: bytes) -> JSONValue:
     ...
     ValueError: nested too deeply to be read
     """
+    try:
+        # msgspec reads the common message in a third of the time; what it refuses (a lone
+        # surrogate escape, which JSON.stringify writes; NaN; anything malformed) is read
+        # again by the standard decoder, which decides.
+        fast: JSONValue = _fast_decode(line)
+        return fast
+    except (msgspec.DecodeError, RecursionError):
+        pass
     try:
         message: JSONValue = _decoder.decode(line.decode())
     except RecursionError:
@@ -210,27 +221,36 @@ class Lines:
         return lines
 
 
-class NodeChannel:
+class NodeChannel(asyncio.Protocol):
     """The parent's end of a Node IPC channel in JSON mode.
 
-    Made by :func:`spawn_node` (or :meth:`open` over a connected socket). One task receives at a
-    time (``async for message in channel`` or ``await channel.receive()``) and someone should
-    keep receiving: the child's sends wait for us to read, as they would for Node's parent.
+    Made by :func:`spawn_node` (or :meth:`open` over a connected socket). Messages from the
+    child are either taken one by one (``async for message in channel``, ``await
+    channel.receive()``: one task at a time), or handed to a listener set with :meth:`listen`
+    the moment their line is read, with no task in between (the supervisor's way: an answer
+    reaches its invoke in the same step of the event loop as it arrives). Reading pauses while
+    64 messages wait to be taken, so a child's sends wait for us as they would for Node's
+    parent.
+
     Sending is safe from many tasks at once; each message goes out as one whole line.
+    :meth:`send` waits while the child is slow to read; :meth:`post` does not (for a request
+    whose answer is awaited anyway).
     """
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+    INBOX_HIGH = 64
+    """Messages waiting to be taken before reading pauses."""
+
+    def __init__(self, *, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self._lines = Lines(max_message_bytes)
         self._inbox: deque[JSONValue] = deque()
-        self._ended = False
+        self._listener: Callable[[JSONValue], None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False  # no more to read
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._log = log
 
     @classmethod
@@ -238,10 +258,26 @@ class NodeChannel:
         cls, sock: socket.socket, *, max_message_bytes: int = MAX_MESSAGE_BYTES
     ) -> NodeChannel:
         """A channel over ``sock``, our connected end of an ``AF_UNIX``/``SOCK_STREAM`` pair."""
-        # The reader's limit only bounds what it buffers before it stops reading the socket;
-        # lines are found by Lines, so a message may be any size up to max_message_bytes.
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_SIZE)
-        return cls(reader, writer, max_message_bytes=max_message_bytes)
+        loop = asyncio.get_running_loop()
+        _, channel = await loop.create_unix_connection(
+            lambda: cls(max_message_bytes=max_message_bytes), sock=sock
+        )
+        return channel
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def post(self, message: object) -> None:
+        """Send one message without waiting (ValueError, having written nothing, if it is not
+        plain JSON; :class:`ChannelClosed` if the channel is closed)."""
+        self.post_line(encode(message))
+
+    def post_line(self, line: bytes) -> None:
+        """Send one message already encoded as one line of plain JSON, newline included
+        (the caller vouches for it: see :func:`encode`)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise ChannelClosed("the channel to the worker is closed")
+        transport.write(line)
 
     async def send(self, message: object) -> None:
         """Send one message; return once it is handed on (not once the child has read it).
@@ -250,14 +286,20 @@ class NodeChannel:
         ValueError, having written nothing, if ``message`` is not plain JSON (see
         :func:`encode`), and :class:`ChannelClosed` if the channel is closed.
         """
-        line = encode(message)
-        if self._writer.is_closing():
-            raise ChannelClosed("the channel to the worker is closed")
-        self._writer.write(line)
-        try:
-            await self._writer.drain()
-        except OSError as exc:  # ConnectionResetError, BrokenPipeError: the child is gone
-            raise ChannelClosed("the worker closed the channel") from exc
+        self.post(message)
+        if self._writing_paused:
+            waiter = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def listen(self, listener: Callable[[JSONValue], None]) -> None:
+        """Hand every message to ``listener`` as it is read, those waiting first."""
+        self._listener = listener
+        while self._inbox:
+            listener(self._inbox.popleft())
+        self._resume_reading()
 
     async def receive(self) -> JSONValue:
         """The next message from the child; :class:`ChannelClosed` once it has no more.
@@ -268,21 +310,15 @@ class NodeChannel:
         while not self._inbox:
             if self._ended:
                 raise ChannelClosed("the channel to the worker is closed")
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                data = await self._reader.read(READ_SIZE)
-            except OSError as exc:  # ECONNRESET and the like: an end like any other
-                self._log.info("worker channel broken", error=str(exc))
-                data = b""
-            if data:
-                self._take(data)
-            else:
-                self._ended = True
-                if self._lines.pending:
-                    self._log.warning(
-                        "worker channel ended in the middle of a message",
-                        bytes=self._lines.pending,
-                    )
-        return self._inbox.popleft()
+                await self._waiter
+            finally:
+                self._waiter = None
+        message = self._inbox.popleft()
+        if not self._inbox:
+            self._resume_reading()
+        return message
 
     def __aiter__(self) -> NodeChannel:
         return self
@@ -293,23 +329,94 @@ class NodeChannel:
         except ChannelClosed:
             raise StopAsyncIteration from None
 
+    @property
+    def ended(self) -> bool:
+        """Whether the child's end is closed and every message it sent has been read."""
+        return self._ended
+
+    async def wait_ended(self) -> None:
+        """Wait until the connection is gone (the child closed its end, or we did)."""
+        await asyncio.shield(self._lost)
+
+    # --- closing -----------------------------------------------------------------------------
+
     async def close(self) -> None:
         """Close our end; the child gets ``'disconnect'`` once it has read what was sent before.
 
         Waits while what was sent drains to the child. Cancelled (by a timeout, say), it drops
         what is left and closes at once.
         """
-        self._writer.close()
+        if self._transport is None:
+            return
+        self._transport.close()
         try:
-            await self._writer.wait_closed()
-        except OSError:
-            pass  # the child had gone already: closed either way
+            await asyncio.shield(self._lost)
         except BaseException:
             self._abort()
             raise
 
     def _abort(self) -> None:
-        self._writer.transport.abort()
+        if self._transport is not None:
+            self._transport.abort()
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        # A high-water mark as a StreamWriter's: send() waits above it, until half of it is
+        # left in our buffer.
+        transport.set_write_buffer_limits(high=SEND_BUFFER)
+
+    def data_received(self, data: bytes) -> None:
+        self._take(data)
+
+    def eof_received(self) -> bool:
+        self._end_of_input()
+        return False  # and the transport closes our end too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:  # ECONNRESET and the like: an end like any other
+            self._log.info("worker channel broken", error=str(exc))
+        self._end_of_input()
+        self._writing_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(ChannelClosed("the worker closed the channel"))
+        self._drain_waiters.clear()
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # --- inside ------------------------------------------------------------------------------
+
+    def _end_of_input(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._lines.pending:
+            self._log.warning(
+                "worker channel ended in the middle of a message", bytes=self._lines.pending
+            )
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     def _take(self, data: bytes) -> None:
         for line in self._lines.feed(data):
@@ -332,8 +439,16 @@ class NodeChannel:
                 continue
             if is_internal(message):
                 self._internal(message)
+            elif self._listener is not None:
+                self._listener(message)
             else:
                 self._inbox.append(message)
+        if self._inbox:
+            self._wake()
+            if len(self._inbox) >= self.INBOX_HIGH and not self._reading_paused:
+                assert self._transport is not None
+                self._reading_paused = True
+                self._transport.pause_reading()
 
     def _internal(self, message: dict[str, Any]) -> None:
         """Answer Node's own messages as Node's parent would; none is delivered.
@@ -355,8 +470,8 @@ class NodeChannel:
         if message["cmd"] != "NODE_HANDLE":
             self._log.debug("dropped an internal message from the worker", cmd=message["cmd"])
             return
-        if not self._writer.is_closing():
-            self._writer.write(NODE_HANDLE_NACK)
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(NODE_HANDLE_NACK)
         # Node wraps a retry in a second NODE_HANDLE envelope; report the first sending only.
         if not is_internal(message.get("msg")):
             self._log.warning(

@@ -184,7 +184,8 @@ async def test_send_waits_while_the_other_end_is_slow_to_read() -> None:
             reading = tasks.create_task(read_it_all())
             await channel.send(message)
             # Sent without waiting, nearly all 10 MB would still sit in our buffer here.
-            transport = channel._writer.transport
+            transport = channel._transport
+            assert transport is not None
             assert transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
         assert reading.result() == size
 
