@@ -1,6 +1,6 @@
 """Run every benchmark, or the ones named, and print a table of the figures.
 
-    .venv/bin/python -m tests.bench [roundtrip|throughput|listing|coldstart|cli|latency ...]
+    .venv/bin/python -m tests.bench [roundtrip|throughput|listing|coldstart|cli|latency|workers ...]
 
 Exits 0 when every benchmark ran, whether or not its targets were met (a missed target is
 printed as MISSED); 1 when a benchmark could not run at all.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from .common import Figure, exit_cleanly_on_signals, machine_summary
 
-BENCHMARKS = ("roundtrip", "throughput", "listing", "coldstart", "cli", "latency")
+BENCHMARKS = ("roundtrip", "throughput", "listing", "coldstart", "cli", "latency", "workers")
 
 
 def load(name: str) -> Callable[[], list[Figure]]:
