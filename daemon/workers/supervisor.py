@@ -221,7 +221,7 @@ class WorkerSupervisor:
         while True:
             up_since = time.monotonic()
             try:
-                worker = await self._start_worker(unit)
+                worker = await self._start_worker(unit, cause if not first.done() else "daemon")
             except _Stopped:
                 if not first.done():
                     first.set_exception(_stopped())
@@ -283,7 +283,7 @@ class WorkerSupervisor:
                 return
             self._update(unit, "daemon", status="starting", retry_at=None)
 
-    async def _start_worker(self, unit: _Unit) -> WorkerProcess:
+    async def _start_worker(self, unit: _Unit, cause: Cause) -> WorkerProcess:
         """Install if needed, start the worker, wait until it is up (or raise why not)."""
         assistant_id = unit.assistant_id
         folder = self.state.store.root / assistant_id
@@ -311,7 +311,7 @@ class WorkerSupervisor:
                 f"The assistant's worker could not be started: {exc}.", code="spawn_failed"
             ) from None
         unit.worker = worker
-        self._update(unit, "daemon", pid=worker.pid)
+        self._update(unit, cause, pid=worker.pid)
         try:
             await self._unless_stopped(
                 unit, asyncio.wait_for(asyncio.shield(worker.ready), self.settings.start_timeout)
