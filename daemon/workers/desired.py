@@ -20,6 +20,7 @@ from assistantd.protocol.ids import id_problem
 log = structlog.get_logger("assistantd.workers")
 
 RUNNING_FILE = ".running.json"
+TEMP_PREFIX, TEMP_SUFFIX = ".running.", ".tmp"
 
 
 class DesiredState:
@@ -32,7 +33,13 @@ class DesiredState:
         return frozenset(self._running)
 
     def load(self) -> frozenset[str]:
-        """Read the file (at start); what it holds that is not a valid id is dropped."""
+        """Read the file (at start); what it holds that is not a valid id is dropped.
+
+        Temporary files of a save that a crash interrupted are removed.
+        """
+        for leftover in self.path.parent.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         try:
             data = json.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -71,7 +78,7 @@ class DesiredState:
     def save(self) -> None:
         """Write the file atomically (call in a thread: it fsyncs)."""
         body = json.dumps({"running": sorted(self._running)}, indent=1).encode() + b"\n"
-        fd, temp = tempfile.mkstemp(prefix=".running.", suffix=".tmp", dir=self.path.parent)
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(body)

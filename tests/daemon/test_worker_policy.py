@@ -232,6 +232,13 @@ def test_a_broken_running_file_means_none_running(tmp_path: Path, content: str) 
     assert DesiredState(tmp_path).load() == frozenset()
 
 
+def test_a_save_cut_short_leaves_nothing_after_the_next_load(tmp_path: Path) -> None:
+    (tmp_path / ".running.x8f2k.tmp").write_text('{"running": ["ha')
+    (tmp_path / RUNNING_FILE).write_text('{"running": ["jan"]}')
+    assert DesiredState(tmp_path).load() == {"jan"}
+    assert [p.name for p in tmp_path.iterdir()] == [RUNNING_FILE]
+
+
 def test_ids_that_could_not_be_assistants_are_dropped(tmp_path: Path) -> None:
     names = ["jan", "../etc", "", ".hidden", 3, None, "a/b", "ok"]
     (tmp_path / RUNNING_FILE).write_text(json.dumps({"running": names}))
