@@ -58,6 +58,8 @@ class AsyncWatch:
         self._idle = asyncio.Event()
         self._idle.set()
         self._events = self._run()
+        self._first: WatchEvent | None = None
+        self._started = False
 
     @property
     def mirror(self) -> Mirror:
@@ -81,6 +83,9 @@ class AsyncWatch:
         watch goes on: call again). Prefer this to ``asyncio.wait_for``: cancelling a wait
         for the next event ends the watch. A snapshot under way may take the client's timeout.
         """
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
         if self._reader is not None:
             raise RuntimeError("another task is already waiting for this watch's next event")
         self._reader = asyncio.current_task()
@@ -105,7 +110,18 @@ class AsyncWatch:
             await self._idle.wait()
         await self._events.aclose()
 
+    async def start(self) -> None:
+        """Subscribe and take the first snapshot now, rather than at the first :meth:`next`;
+        the ``async with`` block does this. Events published from then on are yielded, the
+        workers' included (they are in no snapshot: before the start they are lost to this
+        watch). Raises :class:`UnavailableError` if the watch cannot start."""
+        if not self._started:
+            self._started = True
+            item = await self.next()  # with no deadline, the first snapshot's Synced
+            self._first = item
+
     async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(

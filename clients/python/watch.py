@@ -51,6 +51,8 @@ class Watch:
         self._clone = CloneSync(prefix, start_timeout=start_timeout)
         self._deadline: float | None = None
         self._events = self._run()
+        self._first: WatchEvent | None = None
+        self._started = False
 
     @property
     def mirror(self) -> Mirror:
@@ -70,6 +72,9 @@ class Watch:
     def next(self, timeout: float | None = None) -> WatchEvent:
         """The next event; :class:`TimeoutError` if none comes within ``timeout`` seconds (the
         watch goes on: call again). A snapshot under way may take the client's timeout."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
         self._deadline = None if timeout is None else time.monotonic() + timeout
         try:
             item = next(self._events)
@@ -82,7 +87,19 @@ class Watch:
     def close(self) -> None:
         self._events.close()
 
+    def start(self) -> None:
+        """Subscribe and take the first snapshot now, rather than at the first :meth:`next`;
+        the ``with`` block does this. Events published from then on are yielded, the workers'
+        included (they are in no snapshot: before the start they are lost to this watch).
+        Raises :class:`UnavailableError` if the watch cannot start."""
+        if not self._started:
+            self._started = True
+            item = next(self._events)  # with no deadline, the first snapshot's Synced
+            assert not isinstance(item, TimedOut)
+            self._first = item
+
     def __enter__(self) -> Self:
+        self.start()
         return self
 
     def __exit__(
