@@ -75,9 +75,12 @@ class AssistantService:
         *,
         version: str,
         before_delete: Callable[[str], Awaitable[object]] | None = None,
+        forget_download: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.state = state
         self._before_delete = before_delete
+        self._forget_download = forget_download
+        """Deletes an assistant registered for download (cancelling the download)."""
         """Called (awaited) before an assistant is deleted: its worker is stopped first."""
         self.store = state.store
         self.index = state.index
@@ -160,8 +163,16 @@ class AssistantService:
         file already holds, are kept as they are."""
         assistant_id = check_assistant_id(params.assistant_id)
         async with self._locks.hold(assistant_id):
-            if assistant_id not in self.index:
+            entry = self.index.get(assistant_id)
+            if entry is None:
                 raise _not_found(assistant_id)
+            if entry.signature is None:
+                raise ConflictError(
+                    f"The assistant '{assistant_id}' is not downloaded yet: it has no "
+                    "definition to modify.",
+                    param="assistant_id",
+                    code="not_downloaded",
+                )
             # Read the file as it is now (someone may have edited it by hand), not the index.
             definition = await self._read_for_write(assistant_id)
             document = apply_fields(definition.document, params)
@@ -190,6 +201,12 @@ class AssistantService:
                 param="assistant_id",
                 code="default_assistant",
             )
+        entry = self.index.get(assistant_id)
+        if entry is not None and entry.signature is None and self._forget_download is not None:
+            # Registered for download, not on disk: forgotten, its download cancelled.
+            await self._forget_download(assistant_id)
+            log.info("assistant deleted", assistant_id=assistant_id)
+            return DeletedAssistant(id=assistant_id)
         async with self._locks.hold(assistant_id):
             if assistant_id not in self.index:
                 raise _not_found(assistant_id)

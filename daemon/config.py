@@ -2,7 +2,8 @@
 
 Later sources win: defaults < config file < environment < options. The config file takes the
 same keys as the long options (``runtime-dir = "..."``; ``runtime_dir`` works too), and a
-``[workers]`` table for the worker settings (:mod:`.workers.settings`).
+``[workers]`` table for the worker settings (:mod:`.workers.settings`) and an ``[acquire]`` table
+for downloads, imports and exports (:mod:`.acquire.settings`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from assistantd.protocol.endpoints import (
     temp_dir,
 )
 
+from .acquire.settings import AcquireSettings
 from .logs import LEVELS, LogFormat
 from .workers.settings import WorkerSettings
 
@@ -43,6 +45,7 @@ class Settings:
     log_format: LogFormat
     log_level: str = "info"
     workers: WorkerSettings = field(default_factory=WorkerSettings)
+    acquire: AcquireSettings = field(default_factory=AcquireSettings)
 
     @property
     def uses_runtime_dir(self) -> bool:
@@ -53,7 +56,13 @@ class Settings:
         )
 
 
-_KEYS = {each.name for each in fields(Settings)} - {"workers"}
+_TABLES: dict[str, type[WorkerSettings] | type[AcquireSettings]] = {
+    "workers": WorkerSettings,
+    "acquire": AcquireSettings,
+}
+"""The tables of the config file, each its own settings."""
+
+_KEYS = {each.name for each in fields(Settings)} - set(_TABLES)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -66,11 +75,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "workers":
+        if key in _TABLES:
             if not isinstance(value, dict):
-                raise ConfigError(f"config file {path}: 'workers' must be a table ([workers])")
+                raise ConfigError(f"config file {path}: {key!r} must be a table ([{key}])")
             try:
-                values["workers"] = WorkerSettings.from_table(value, f"config file {path}")
+                values[key] = _TABLES[key].from_table(value, f"config file {path}")
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
             continue
@@ -128,4 +137,5 @@ def resolve(
         log_format=log_format,
         log_level=log_level,
         workers=file_values.get("workers", WorkerSettings()),
+        acquire=file_values.get("acquire", AcquireSettings()),
     )

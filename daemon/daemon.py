@@ -13,9 +13,13 @@ import zmq
 import zmq.asyncio
 
 from assistantd.protocol import PROTOCOL_VERSION, __version__
+from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.ids import DEFAULT_ASSISTANT_ID
 from assistantd.protocol.limits import TRANSPORT_MAX_BYTES
 
+from .acquire.downloads import Downloads
+from .acquire.transfer import Transfers
+from .acquire_commands import AcquireCommands
 from .assistants import AssistantService
 from .config import Settings
 from .defaults import default_assistant_document
@@ -85,14 +89,21 @@ class Daemon:
             Publisher.configure(events)
             publisher = Publisher(events, self.epoch)
             state = LiveState(self.store, self.index, publisher)
-            self._load(state)
             reaper = Reaper()
             reaper.start()
             supervisor = WorkerSupervisor(
                 state, settings.workers, reaper=reaper, desired=DesiredState(settings.root)
             )
-            service = AssistantService(state, version=__version__, before_delete=supervisor.stop)
+            downloads = Downloads(state, settings.acquire, start=supervisor.start_soon)
+            self._load(state, downloads)
+            service = AssistantService(
+                state,
+                version=__version__,
+                before_delete=supervisor.stop,
+                forget_download=downloads.forget,
+            )
             workers = WorkerCommands(supervisor)
+            acquire = AcquireCommands(downloads, Transfers(state, settings.acquire))
             commands = context.socket(zmq.ROUTER)
             commands.setsockopt(zmq.LINGER, 0)
             commands.setsockopt(zmq.MAXMSGSIZE, TRANSPORT_MAX_BYTES)
@@ -113,6 +124,10 @@ class Daemon:
                     "restartAssistant": workers.restart_assistant,
                     "invokeAssistant": workers.invoke_assistant,
                     "sendToAssistant": workers.send_to_assistant,
+                    "downloadAssistant": acquire.download_assistant,
+                    "cancelDownload": acquire.cancel_download,
+                    "importAssistant": acquire.import_assistant,
+                    "exportAssistant": acquire.export_assistant,
                 },
             )
             stop_serving, stop_watching, stop_publishing = (asyncio.Event() for _ in range(3))
@@ -141,10 +156,12 @@ class Daemon:
                 # the last event, then the sockets.
                 stop_serving.set()
                 stopping_workers = tasks.create_task(supervisor.shutdown())
+                stopping_downloads = tasks.create_task(downloads.shutdown())
                 await serving
                 stop_watching.set()
                 await watching
                 await stopping_workers
+                await stopping_downloads
                 reaper.close()
                 publisher.stopping()
                 stop_publishing.set()
@@ -158,18 +175,18 @@ class Daemon:
             context.destroy(linger=0)
         log.info("stopped")
 
-    def _load(self, state: LiveState) -> None:
+    def _load(self, state: LiveState, downloads: Downloads) -> None:
         # The cyclic collector would run hundreds of times while ten thousand definitions are
         # built (none of which can form a cycle); after the load, freezing moves them out of
         # its view for good, so later collections do not walk the whole index either.
         gc.disable()
         try:
-            self._scan_into(state)
+            self._scan_into(state, downloads.load())
         finally:
             gc.freeze()
             gc.enable()
 
-    def _scan_into(self, state: LiveState) -> None:
+    def _scan_into(self, state: LiveState, registered: list[Assistant]) -> None:
         loaded: list[Loaded] = []
         invalid: list[tuple[str, InvalidDefinition]] = []
         for assistant_id, outcome in self.store.scan():
@@ -183,10 +200,10 @@ class Daemon:
                     path=str(outcome.path),
                     reason=outcome.reason,
                 )
-        if not loaded and not invalid:
+        if not loaded and not invalid and not registered:
             # As the Jan app does: an empty folder of assistants gets the default one.
             loaded.append(self._write_default())
-        state.load(loaded, invalid)
+        state.load(loaded, invalid, registered)
 
     def _write_default(self) -> Loaded:
         self.store.create(DEFAULT_ASSISTANT_ID, default_assistant_document(int(time.time())))

@@ -24,11 +24,12 @@ SortKey = tuple[int, str]
 
 
 class Entry:
-    """One assistant as served, with the version of the file it came from."""
+    """One assistant as served, with the version of the file it came from (None for one
+    registered for download, which has no file yet)."""
 
     __slots__ = ("_encoded", "assistant", "signature")
 
-    def __init__(self, assistant: Assistant, signature: Signature) -> None:
+    def __init__(self, assistant: Assistant, signature: Signature | None) -> None:
         self.assistant = assistant
         self.signature = signature
         self._encoded: msgspec.Raw | None = None

@@ -28,6 +28,7 @@ from assistantd.protocol.events import (
     DaemonHeartbeat,
     DaemonStopping,
     DaemonWelcome,
+    DownloadProgress,
     Event,
     StateEvent,
     WorkerEvent,
@@ -105,6 +106,19 @@ class Publisher:
     def worker(self, event_type: type[WorkerEvent], **fields: Any) -> None:
         """Publish a ``worker.*`` event (``assistant_id``, ``pid`` and the event's own fields)."""
         self._send(event_type(epoch=self.epoch, time=time.time(), **fields))
+
+    def progress(self, assistant_id: str, done: int, total: int | None, rate: float) -> None:
+        """Publish ``download.progress``."""
+        self._send(
+            DownloadProgress(
+                epoch=self.epoch,
+                time=time.time(),
+                assistant_id=assistant_id,
+                bytes=done,
+                total=total,
+                rate=rate,
+            )
+        )
 
     # --- daemon events --------------------------------------------------------------------------
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import structlog
 
-from assistantd.protocol.assistant import Runtime, State
+from assistantd.protocol.assistant import Assistant, Download, Runtime, State
 from assistantd.protocol.events import Cause, InvalidFile
 from assistantd.protocol.ids import id_problem
 from assistantd.protocol.lifecycle import transition
@@ -117,6 +117,46 @@ class LiveState:
             self.publisher.updated(assistant, cause)
         return entry
 
+    def register(self, assistant: Assistant, cause: Cause) -> Entry:
+        """List an assistant that is not on disk (yet): one registered for download. It has
+        no file, so nothing the watcher sees changes it; publish ``created``."""
+        entry = Entry(assistant, None)
+        self.index.put(entry)
+        self.publisher.moved(None, assistant, cause)
+        return entry
+
+    def move_download(
+        self,
+        assistant_id: str,
+        state: State,
+        download: Download,
+        *,
+        cause: Cause,
+        error: dict[str, Any] | None = None,
+    ) -> Entry | None:
+        """Move a registered assistant between ``to_download`` and ``downloading``."""
+        old = self.index.get(assistant_id)
+        if old is None:
+            return None
+        assistant = msgspec.structs.replace(old.assistant, state=state, download=download)
+        transition(old.assistant.state, state)
+        entry = Entry(assistant, None)
+        self.index.put(entry)
+        self.publisher.moved(old.assistant.state, assistant, cause, error=error)
+        return entry
+
+    def downloaded(self, loaded: Loaded, cause: Cause) -> Entry:
+        """A download is on disk: its assistant goes ``downloading -> ready``, as its file
+        defines it (``created_at`` included: the file's own, else the file's mtime)."""
+        assistant, signature = loaded
+        old = self.index.get(assistant.id)
+        previous = old.assistant.state if old is not None else None
+        transition(previous, assistant.state)
+        entry = Entry(assistant, signature)
+        self.index.put(entry)
+        self.publisher.moved(previous, assistant, cause)
+        return entry
+
     def remove(self, assistant_id: str, cause: Cause) -> None:
         """Forget an assistant; publish ``deleted`` if it was listed or reported invalid."""
         invalid = self._invalid.pop(assistant_id, None)
@@ -131,9 +171,17 @@ class LiveState:
             # forget it.
             self.publisher.deleted(None, assistant_id, cause)
 
-    def load(self, loaded: list[Loaded], invalid: list[tuple[str, InvalidDefinition]]) -> None:
-        """The state found at start: no events (nobody has subscribed yet)."""
-        self.index.load(Entry(assistant, signature) for assistant, signature in loaded)
+    def load(
+        self,
+        loaded: list[Loaded],
+        invalid: list[tuple[str, InvalidDefinition]],
+        registered: Sequence[Assistant] = (),
+    ) -> None:
+        """The state found at start (``registered``: the assistants registered for download):
+        no events (nobody has subscribed yet)."""
+        entries = [Entry(assistant, signature) for assistant, signature in loaded]
+        entries += (Entry(assistant, None) for assistant in registered)
+        self.index.load(entries)
         for assistant_id, problem in invalid:
             self._invalid[assistant_id] = _Invalid(
                 InvalidFile(
@@ -155,8 +203,12 @@ class LiveState:
         """
         if misnamed := id_problem(assistant_id):
             return self._misnamed(assistant_id, misnamed)
-        signature = self.store.signature(assistant_id)
         entry = self.index.get(assistant_id)
+        if entry is not None and entry.signature is None:
+            # Registered for download: no folder defines it until the download puts one in
+            # place (and says so itself). A folder made by hand under its id meanwhile waits.
+            return Outcome.SETTLED
+        signature = self.store.signature(assistant_id)
         if signature is None:
             return self._missing(assistant_id, settle=settle)
         if entry is not None and entry.signature == signature:

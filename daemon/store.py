@@ -232,6 +232,39 @@ class Store:
         _fsync_dir(self.root)
         return signature
 
+    def make_staging(self, label: str) -> Path:
+        """A new empty folder in the root's staging area (same filesystem, so a finished
+        assistant moves into the root in one rename; cleared at every start)."""
+        self._staging.mkdir(exist_ok=True)
+        staged = self._staging / f"{label}.{secrets.token_hex(4)}"
+        staged.mkdir()
+        return staged
+
+    def check_staged(self, folder: Path, assistant_id: str) -> Loaded:
+        """Read and validate ``folder/assistant.json`` as ``assistant_id``'s definition.
+
+        Raises :class:`InvalidDefinition` (also for a folder without one).
+        """
+        try:
+            return self._load(assistant_id, str(folder / DEFINITION_FILE))
+        except FileNotFoundError:
+            raise InvalidDefinition(folder / DEFINITION_FILE, "is missing") from None
+
+    def adopt(self, folder: Path, assistant_id: str) -> Loaded:
+        """Move a complete, staged assistant folder into the root as ``assistant_id``.
+
+        Validates it first (:meth:`check_staged`); raises FileExistsError if anything by that
+        name is already in the root. One rename: no partial folder is ever listed.
+        """
+        loaded = self.check_staged(folder, assistant_id)
+        target = self.root / assistant_id
+        if os.path.lexists(target):
+            raise FileExistsError(target)
+        os.rename(folder, target)
+        _fsync_dir(self.root)
+        # The rename keeps the file's inode and times: the signature read in staging holds.
+        return loaded
+
     def replace(self, assistant_id: str, document: dict[str, Any]) -> Signature:
         """Replace an assistant's definition atomically.
 

@@ -82,6 +82,17 @@ class Runtime(msgspec.Struct, kw_only=True):
     ``param``, ``code``) such as ``restart_limit`` or ``install_failed``."""
 
 
+class Download(msgspec.Struct, kw_only=True):
+    """Where a ``to_download`` or ``downloading`` assistant comes from (None once on disk)."""
+
+    url: str
+    sha256: str | None = None
+    start: bool = False
+    """Whether it is started once downloaded."""
+    error: dict[str, Any] | None = None
+    """Why the last attempt failed or was cancelled (an error object), or None."""
+
+
 class Assistant(msgspec.Struct, kw_only=True):
     """An assistant as the protocol returns it (OpenAI's object, Jan's fields, the state)."""
 
@@ -104,6 +115,7 @@ class Assistant(msgspec.Struct, kw_only=True):
     tool_resources: dict[str, Any] | None = None
     state: State = "ready"
     runtime: Runtime | None = None
+    download: Download | None = None
 
 
 # OpenAI's limits as msgspec constraints, so that they are checked in C while decoding (this

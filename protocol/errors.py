@@ -156,6 +156,16 @@ class WorkerError(AssistantdError):
     default_code = "worker_error"
 
 
+class DownloadError(AssistantdError):
+    """A download failed: the server, the network, the archive or the definition in it (its
+    ``code`` says which). Carried by the ``assistant.state`` event back to ``to_download`` and
+    by the assistant's ``download.error``, not by a reply (502: the upstream failed)."""
+
+    status = 502
+    error_type = "download_error"
+    default_code = "download_failed"
+
+
 class GatewayTimeoutError(AssistantdError):
     """The assistant's worker did not answer in time (504)."""
 

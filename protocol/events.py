@@ -98,6 +98,18 @@ class WorkerExited(WorkerEvent, kw_only=True, tag="worker.exited"):
     restart: bool
 
 
+class DownloadProgress(Event, kw_only=True, tag="download.progress"):
+    """How far a download is: at most about ten a second per download. Not state (no
+    ``seq``): the next one says more."""
+
+    assistant_id: str
+    bytes: int
+    total: int | None
+    """The size the server announced, or None."""
+    rate: float
+    """Bytes a second, lately."""
+
+
 class DaemonWelcome(Event, kw_only=True, tag="daemon.welcome"):
     """Sent when a subscription arrives, on that subscription's own topic prefix (its first
     frame), so the subscriber knows it is live before it takes a snapshot."""
@@ -127,6 +139,7 @@ AnyEvent = (
     | WorkerMessage
     | WorkerLog
     | WorkerExited
+    | DownloadProgress
     | DaemonWelcome
     | DaemonHeartbeat
     | DaemonStopping

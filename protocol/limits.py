@@ -42,3 +42,7 @@ TRANSPORT_MAX_BYTES: Final = 8 * 1024 * 1024
 METHOD_NAME_MAX_CHARS: Final = 256
 # The longest an invoke may be told to wait: an hour (a long generation, a download in the worker).
 INVOKE_TIMEOUT_MAX_MS: Final = 3_600_000
+
+# downloadAssistant and importAssistant.
+URL_MAX_CHARS: Final = 8192
+PATH_MAX_CHARS: Final = 4096

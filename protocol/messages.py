@@ -85,6 +85,44 @@ class SendToAssistantParams(Params):
     message: Any
 
 
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.URL_MAX_CHARS)]
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{64}$")]
+LocalPath = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.PATH_MAX_CHARS)]
+
+
+class DownloadAssistantParams(Params):
+    """downloadAssistant: fetch an assistant from ``url`` (or again, for a ``to_download``
+    one named by ``assistant_id``, from the URL it was registered with)."""
+
+    url: Url | None = None
+    sha256: Sha256 | None = None
+    assistant_id: str | None = None
+    start: bool = False
+
+
+class ImportAssistantParams(Params):
+    """importAssistant: copy an assistant in from a folder, an archive or an assistant.json."""
+
+    path: LocalPath
+    assistant_id: str | None = None
+
+
+class ExportAssistantParams(Params):
+    """exportAssistant: write the assistant's folder as a .zip or .tar.gz at ``path``."""
+
+    assistant_id: str
+    path: LocalPath
+
+
+class ExportResult(msgspec.Struct, kw_only=True):
+    object: Literal["assistant.export"] = "assistant.export"
+    assistant_id: str
+    path: str
+    format: Literal["zip", "tar.gz"]
+    files: int
+    bytes: int
+
+
 class InvokeResult(msgspec.Struct, kw_only=True):
     """invokeAssistant's result: what the worker's method returned (JSON)."""
 
@@ -137,6 +175,10 @@ METHOD_PARAMS: dict[str, type[msgspec.Struct]] = {
     "restartAssistant": AssistantRef,
     "invokeAssistant": InvokeAssistantParams,
     "sendToAssistant": SendToAssistantParams,
+    "downloadAssistant": DownloadAssistantParams,
+    "cancelDownload": AssistantRef,
+    "importAssistant": ImportAssistantParams,
+    "exportAssistant": ExportAssistantParams,
 }
 """Every method of protocol v1 and the Struct its params decode into."""
 
@@ -153,5 +195,9 @@ METHOD_RESULTS: dict[str, type[msgspec.Struct]] = {
     "restartAssistant": Assistant,
     "invokeAssistant": InvokeResult,
     "sendToAssistant": SentMessage,
+    "downloadAssistant": Assistant,
+    "cancelDownload": Assistant,
+    "importAssistant": Assistant,
+    "exportAssistant": ExportResult,
 }
 """The Struct each method's result decodes into (for clients)."""

@@ -110,7 +110,9 @@ def from_validation_error(
             param=param,
             code=code,
         )
-    code = "invalid_type" if text.startswith("Expected") else "invalid_value"
+    # "Expected `str` matching regex ..." is a value of the right type that breaks a rule.
+    wrong_type = text.startswith("Expected") and "matching regex" not in text
+    code = "invalid_type" if wrong_type else "invalid_value"
     where = f"'{param}'" if param else "the request"
     return InvalidRequestError(f"Invalid value for {where}: {text}.", param=param, code=code)
 

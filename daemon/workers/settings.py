@@ -20,10 +20,11 @@ Example (every key is optional)::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ..tables import from_table
 
 
 @dataclass(frozen=True)
@@ -51,37 +52,9 @@ class WorkerSettings:
         >>> WorkerSettings.from_table({"stop-timeout": -1}, "config")
         Traceback (most recent call last):
         ...
-        ValueError: config: [workers] stop-timeout must be a positive number of seconds
+        ValueError: config: [workers] stop-timeout must be a positive number
         """
-        values: dict[str, Any] = {}
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        for key, value in table.items():
-            name = key.replace("-", "_")
-            problem = f"{where}: [workers] {key}"
-            if name not in types:
-                raise ValueError(f"{where}: unknown key {key!r} in [workers]")
-            kind = types[name]
-            if kind == "str":
-                if not isinstance(value, str) or not value:
-                    raise ValueError(f"{problem} must be a non-empty string")
-            elif kind == "bool":
-                if not isinstance(value, bool):
-                    raise ValueError(f"{problem} must be true or false")
-            elif kind == "int":
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ValueError(f"{problem} must be a whole number, 0 or more")
-            elif kind == "float":
-                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                    raise ValueError(f"{problem} must be a positive number of seconds")
-                value = float(value)
-            else:  # the names of environment variables
-                if not isinstance(value, list) or not all(
-                    isinstance(item, str) and item and "=" not in item for item in value
-                ):
-                    raise ValueError(f"{problem} must be a list of variable names")
-                value = tuple(value)
-            values[name] = value
-        settings = cls(**values)
+        settings = from_table(cls, table, section="workers", where=where)
         if settings.backoff_max < settings.backoff_initial:
             raise ValueError(f"{where}: [workers] backoff-max is less than backoff-initial")
         return settings

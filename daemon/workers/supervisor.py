@@ -197,6 +197,11 @@ class WorkerSupervisor:
         await asyncio.gather(*(self._stop(unit, "daemon") for unit in units))
         await asyncio.gather(*self._background, return_exceptions=True)
 
+    def start_soon(self, assistant_id: str) -> None:
+        """Start the worker in the background (a download asked to be started); a failure
+        is logged, and in the assistant's ``runtime.error``."""
+        self._in_background(self._resume_one(assistant_id))
+
     # --- supervision ----------------------------------------------------------------------------
 
     async def _supervise(self, unit: _Unit, first: asyncio.Future[None], cause: Cause) -> None:

@@ -72,6 +72,8 @@ def test_every_method_decodes_into_its_struct(method: str) -> None:
     params: dict[str, Any] = {}
     if method not in ("ping", "listAssistants", "createAssistant", "getSnapshot"):
         params["assistant_id"] = "jan"
+    if method in ("importAssistant", "exportAssistant"):
+        params["path"] = "/home/ada/jan.zip"
     if method == "invokeAssistant":
         params["method"] = "ping"
     if method == "sendToAssistant":

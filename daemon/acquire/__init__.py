@@ -1,0 +1,1 @@
+"""Acquiring assistants: downloads, archives, imports and exports."""
