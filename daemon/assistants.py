@@ -75,7 +75,7 @@ class AssistantService:
         *,
         version: str,
         before_delete: Callable[[str], Awaitable[object]] | None = None,
-        forget_download: Callable[[str], Awaitable[object]] | None = None,
+        forget_download: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.state = state
         self._before_delete = before_delete
@@ -202,9 +202,14 @@ class AssistantService:
                 code="default_assistant",
             )
         entry = self.index.get(assistant_id)
-        if entry is not None and entry.signature is None and self._forget_download is not None:
-            # Registered for download, not on disk: forgotten, its download cancelled.
-            await self._forget_download(assistant_id)
+        if (
+            entry is not None
+            and entry.signature is None
+            and self._forget_download is not None
+            # Registered for download, not on disk: forgotten, its download cancelled (unless
+            # it was being put in place: then it is deleted as any other).
+            and await self._forget_download(assistant_id)
+        ):
             log.info("assistant deleted", assistant_id=assistant_id)
             return DeletedAssistant(id=assistant_id)
         async with self._locks.hold(assistant_id):

@@ -89,6 +89,8 @@ class Downloads:
         self._start = start
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        self._installing: set[str] = set()
+        """Downloads past the point of no return: their folder is being moved into the root."""
 
     # --- the daemon's start and stop ---------------------------------------------------------
 
@@ -170,6 +172,10 @@ class Downloads:
                 f"No assistant found with id '{assistant_id}'.", param="assistant_id"
             )
         task = self._tasks.get(assistant_id)
+        if task is not None and assistant_id in self._installing:
+            await asyncio.shield(task)  # too late to cancel: it is ready in a moment
+            task = None
+            entry = self.state.index.get(assistant_id) or entry
         if task is None:
             if entry.assistant.state == "to_download":
                 return entry  # nothing under way: cancelled already, as it were
@@ -186,9 +192,17 @@ class Downloads:
         assert current is not None
         return current
 
-    async def forget(self, assistant_id: str) -> None:
-        """Delete an assistant registered for download (cancelling its download)."""
+    async def forget(self, assistant_id: str) -> bool:
+        """Delete an assistant registered for download (cancelling its download); False if
+        it turned out to be on disk by now (the caller deletes it as any other)."""
         task = self._tasks.get(assistant_id)
+        if task is not None and assistant_id in self._installing:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+            entry = self.state.index.get(assistant_id)
+            if entry is not None and entry.signature is not None:
+                return False
+            task = None
         if task is not None:
             self._cancelled.add(assistant_id)
             task.cancel()
@@ -196,6 +210,7 @@ class Downloads:
                 await asyncio.shield(task)
         await asyncio.to_thread(self.registry.remove, assistant_id)
         self.state.remove(assistant_id, "request")
+        return True
 
     def is_registered(self, assistant_id: str) -> bool:
         entry = self.state.index.get(assistant_id)
@@ -226,6 +241,7 @@ class Downloads:
                 )
                 limits = ArchiveLimits(max_files=settings.max_files, max_bytes=settings.max_bytes)
                 folder = await asyncio.to_thread(unpack, staging / "download", staging, limits)
+                self._installing.add(assistant_id)
                 async with self.state.locks.hold(assistant_id):
                     loaded = await asyncio.to_thread(self.store.adopt, folder, assistant_id)
                     await asyncio.to_thread(self.registry.remove, assistant_id)
@@ -260,6 +276,7 @@ class Downloads:
         finally:
             self._tasks.pop(assistant_id, None)
             self._cancelled.discard(assistant_id)
+            self._installing.discard(assistant_id)
             await asyncio.to_thread(shutil.rmtree, staging, True)
         log.info(
             "download finished",
