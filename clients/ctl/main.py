@@ -41,6 +41,7 @@ $ASSISTANTD_RUNTIME_DIR, $XDG_RUNTIME_DIR/assistantd, or /tmp/assistantd-$UID.
 Exit codes: 0 done, 1 the daemon refused (the message says why), 2 bad usage, 3 no daemon answered.
 `assistantctl watch` prints events until Ctrl-C; see `assistantctl watch --help`.
 `assistantctl invoke` calls a method of a running assistant's worker; see its --help.
+`assistantctl download URL` downloads an assistant and shows the download; see its --help.
 """
 
 
@@ -170,6 +171,62 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("assistant_id", metavar="ID")
     send.add_argument("message", metavar="MESSAGE", help="JSON (a bare word is a string)")
 
+    download = commands.add_parser(
+        "download",
+        help="Download an assistant from a URL; show the download until it ends.",
+        description=DOWNLOAD_DESCRIPTION,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    download.set_defaults(handler=_download)
+    download.add_argument(
+        "url",
+        metavar="URL",
+        nargs="?",
+        help="an http(s) URL of a .zip, a .tar.gz or an assistant.json (optional with --id)",
+    )
+    download.add_argument("--sha256", metavar="HEX", help="the SHA-256 the download must have")
+    download.add_argument(
+        "--id",
+        metavar="ID",
+        help="the assistant's id (default: the name the URL gives); alone, downloads a "
+        "to_download assistant again",
+    )
+    download.add_argument(
+        "--start", action="store_true", help="start the assistant's worker once downloaded"
+    )
+    download.add_argument(
+        "--no-wait", action="store_true", help="print the assistant, downloading, and exit"
+    )
+    download.add_argument(
+        "--events",
+        metavar="ENDPOINT",
+        help="the daemon's event endpoint (default events.sock in the runtime dir)",
+    )
+
+    cancel = add("cancel", "Cancel an assistant's download; it goes back to to_download.", _cancel)
+    cancel.add_argument("assistant_id", metavar="ID")
+
+    importing = add(
+        "import",
+        "Copy an assistant in from a folder, a .zip or .tar.gz, or an assistant.json.",
+        _import,
+    )
+    importing.add_argument("path", metavar="PATH", help="relative to the working directory")
+    importing.add_argument(
+        "--id",
+        metavar="ID",
+        help="the assistant's id (default: its assistant.json's id, else the folder's name)",
+    )
+
+    export = add(
+        "export",
+        "Write an assistant's folder to a .zip or .tar.gz (by PATH's extension).",
+        _export,
+    )
+    export.add_argument("assistant_id", metavar="ID")
+    export.add_argument("path", metavar="PATH", help="a file that does not exist yet")
+
     raw = add("request", "Send any method with JSON params; print the raw result.", _request)
     raw.add_argument("method")
     raw.add_argument("params", nargs="?", default="{}", help="a JSON object (default {})")
@@ -209,6 +266,20 @@ watcher's own: it took a snapshot (at the start, after lost events, or when the 
 restarted), so changes between the lines before it and the state after it may have been merged.
 The watch goes on across daemon restarts. `assistantctl watch worker.` shows only the workers'
 events; `assistantctl watch worker.log` only their output.
+"""
+
+DOWNLOAD_DESCRIPTION = """\
+Download an assistant from URL (a .zip, a .tar.gz or an assistant.json) into the daemon's
+folder of assistants, and show the download until it ends: a progress bar on a terminal, a
+line about every second otherwise. Exits 0 once the assistant is ready (with --start, once its
+worker is running too), 1 if the download failed (the assistant is back to to_download, with
+the error: `assistantctl download --id ID` tries again).
+
+The download runs in the daemon: Ctrl-C stops only the showing (exit 130), and
+`assistantctl cancel ID` cancels the download. With --no-wait the assistant is printed as the
+daemon registered it (downloading) and the command exits at once. With --json each line is a
+JSON object: the assistant as answered, each download.progress event, and the assistant once
+ready (and once running).
 """
 
 INVOKE_DESCRIPTION = """\
@@ -394,6 +465,55 @@ def _send(session: Session, args: argparse.Namespace) -> int:
         return output.print_json(sent)
     sys.stdout.write(f"sent to {sent['assistant_id']}\n")
     return EXIT_OK
+
+
+def _download(session: Session, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {}
+    if args.url is not None:
+        params["url"] = args.url
+    elif args.id is None:
+        raise UsageError("give a URL, or --id ID to download a to_download assistant again")
+    if args.sha256 is not None:
+        params["sha256"] = args.sha256
+    if args.id is not None:
+        params["assistant_id"] = args.id
+    if args.start:
+        params["start"] = True
+    if args.no_wait:
+        assistant = session.call("downloadAssistant", params)
+        if _json(args):
+            return output.print_json(assistant)
+        return output.print_download(assistant)
+    from . import download  # pyzmq, msgspec and rich: for this long-running command only
+
+    return download.follow(args, params, session.transport.endpoint)
+
+
+def _cancel(session: Session, args: argparse.Namespace) -> int:
+    assistant = session.call("cancelDownload", {"assistant_id": args.assistant_id})
+    if _json(args):
+        return output.print_json(assistant)
+    return output.print_download(assistant)
+
+
+def _import(session: Session, args: argparse.Namespace) -> int:
+    import os
+
+    # The daemon has a working directory of its own: it takes absolute paths only.
+    params = {"path": os.path.abspath(args.path)}
+    if args.id is not None:
+        params["assistant_id"] = args.id
+    return _show(session.call("importAssistant", params), args)
+
+
+def _export(session: Session, args: argparse.Namespace) -> int:
+    import os
+
+    params = {"assistant_id": args.assistant_id, "path": os.path.abspath(args.path)}
+    exported = session.call("exportAssistant", params)
+    if _json(args):
+        return output.print_json(exported)
+    return output.print_export(exported)
 
 
 def _json_arg(text: str, what: str) -> Any:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 NAME_WIDTH = 32
+URL_WIDTH = 60
 
 
 def print_json(value: Any) -> int:
@@ -33,7 +34,7 @@ def print_fields(rows: Sequence[tuple[str, str]]) -> int:
 
 def print_table(assistants: Sequence[Mapping[str, Any]], *, more_after: str | None) -> int:
     """One line per assistant; a hint for the next page when there is one."""
-    rows = [("ID", "NAME", "MODEL", "STATE", "CREATED")]
+    rows: list[tuple[str, ...]] = [("ID", "NAME", "MODEL", "STATE", "CREATED")]
     rows += [
         (
             str(a["id"]),
@@ -44,6 +45,12 @@ def print_table(assistants: Sequence[Mapping[str, Any]], *, more_after: str | No
         )
         for a in assistants
     ]
+    if any(isinstance(a.get("download"), Mapping) for a in assistants):
+        # Where the assistants that are not on disk yet come from, and why the last try failed.
+        rows = [(*rows[0], "DOWNLOAD")] + [
+            (*row, download_cell(a.get("download")))
+            for row, a in zip(rows[1:], assistants, strict=True)
+        ]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
@@ -78,9 +85,117 @@ def print_assistant(a: Mapping[str, Any]) -> int:
         "tool_resources",
     )
     rows += [(label, _text(a[label])) for label in optional if a.get(label) not in (None, "")]
+    rows[3:3] = download_rows(a)  # after the state
     if a.get("runtime") is not None:
         rows += worker_rows(a)
     return print_fields(rows)
+
+
+def print_download(a: Mapping[str, Any]) -> int:
+    """An assistant's state and where it is downloaded from: what download and cancel show."""
+    rows = [("id", str(a["id"])), ("name", a.get("name") or "-"), ("state", str(a.get("state")))]
+    return print_fields(rows + download_rows(a))
+
+
+def download_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The rows for an assistant's ``download`` (none once it is on disk).
+
+    >>> for row in download_rows({"download": {"url": "https://x/a.zip", "sha256": None,
+    ...     "start": True, "error": {"message": "Gone.", "code": "http_status"}}}):
+    ...     print(row)
+    ('download', 'https://x/a.zip')
+    ('start', 'once downloaded')
+    ('download_error', 'Gone. (http_status)')
+    """
+    download = a.get("download")
+    if not isinstance(download, Mapping):
+        return []
+    rows = [("download", str(download.get("url")))]
+    if download.get("sha256"):
+        rows.append(("sha256", str(download["sha256"])))
+    if download.get("start"):
+        rows.append(("start", "once downloaded"))
+    if isinstance(download.get("error"), Mapping):
+        rows.append(("download_error", _error_text(download["error"])))
+    return rows
+
+
+def download_cell(download: Any) -> str:
+    """The table's DOWNLOAD cell: the URL, and the code of the last failure.
+
+    >>> download_cell({"url": "https://x/a.zip", "error": {"code": "cancelled"}})
+    'https://x/a.zip (cancelled)'
+    >>> download_cell(None)
+    ''
+    """
+    if not isinstance(download, Mapping):
+        return ""
+    cell = _clip(str(download.get("url")), URL_WIDTH)
+    if isinstance(download.get("error"), Mapping):
+        cell += f" ({download['error'].get('code')})"
+    return cell
+
+
+def print_export(export: Mapping[str, Any]) -> int:
+    """What an export wrote.
+
+    >>> _ = print_export({"assistant_id": "jan", "path": "/tmp/jan.zip", "format": "zip",
+    ...                   "files": 2, "bytes": 1234})
+    exported jan to /tmp/jan.zip (zip, 2 files, 1.2 kB)
+    """
+    files = export.get("files")
+    sys.stdout.write(
+        f"exported {export.get('assistant_id')} to {export.get('path')} ({export.get('format')}, "
+        f"{files} file{'' if files == 1 else 's'}, {size_text(export.get('bytes') or 0)})\n"
+    )
+    return 0
+
+
+def size_text(size: float) -> str:
+    """A number of bytes for people, in decimal units as download tools show them.
+
+    >>> size_text(999), size_text(1000), size_text(1_536_000), size_text(3 * 10**12)
+    ('999 bytes', '1.0 kB', '1.5 MB', '3.0 TB')
+    """
+    if size < 1000:
+        return f"{int(size)} byte{'' if size == 1 else 's'}"
+    for unit in ("kB", "MB", "GB"):
+        size /= 1000
+        if size < 999.95:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} TB"
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for people, to the second.
+
+    >>> duration_text(5.2), duration_text(65), duration_text(3725)
+    ('5s', '1m 05s', '1h 02m')
+    """
+    whole = int(seconds + 0.5)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def progress_text(done: int, total: int | None, rate: float) -> str:
+    """How far a download is: bytes, of the total when known, the rate and the time left.
+
+    >>> progress_text(250_000, 1_000_000, 50_000)
+    '250.0 kB of 1.0 MB (25%), 50.0 kB/s, 15s left'
+    >>> progress_text(4096, None, 0)
+    '4.1 kB'
+    """
+    text = size_text(done)
+    if total:
+        text += f" of {size_text(total)} ({done * 100 // total}%)"
+    if rate > 0:
+        text += f", {size_text(rate)}/s"
+        if total and total > done:
+            text += f", {duration_text((total - done) / rate)} left"
+    return text
 
 
 def print_worker(a: Mapping[str, Any]) -> int:
@@ -162,6 +277,8 @@ def event_line(topic: str, event: Mapping[str, Any], note: str | None = None) ->
     """
     if topic.startswith("worker."):
         return worker_event_line(topic, event)
+    if "seq" not in event:  # another activity event: download.progress, or one of a later version
+        return activity_line(topic, event)
     parts = [_stamp(event["time"]), f"{topic:<17}", f"seq={event['seq']}"]
     assistant = event.get("assistant")
     if isinstance(assistant, Mapping):
@@ -169,13 +286,14 @@ def event_line(topic: str, event: Mapping[str, Any], note: str | None = None) ->
         if topic == "assistant.state":
             parts.append(f"{event.get('previous')} -> {assistant.get('state')}")
         runtime = assistant.get("runtime")
+        error = event.get("error")
         if isinstance(runtime, Mapping):
             parts.append(f"worker={runtime.get('status')}")
             if runtime.get("pid") is not None:
                 parts.append(f"pid={runtime['pid']}")
-            error = event.get("error") or runtime.get("error")
-            if isinstance(error, Mapping):
-                parts.append(f"error={error.get('code')}")
+            error = error or runtime.get("error")
+        if isinstance(error, Mapping):
+            parts.append(f"error={error.get('code')}")
     elif "assistant_id" in event:
         parts.append(str(event["assistant_id"]))
     if "reason" in event:
@@ -211,6 +329,24 @@ def worker_event_line(topic: str, event: Mapping[str, Any]) -> str:
         what, text = topic.removeprefix("worker."), ""
     who = f"{event.get('assistant_id')} {event.get('pid')} {what}"
     return f"{_stamp(event['time'])}  [{who}] {text}"
+
+
+def activity_line(topic: str, event: Mapping[str, Any]) -> str:
+    """One line for an activity event other than a worker's: local time, ``[id what]``, and
+    what happened.
+
+    >>> progress = {"time": 0.25, "assistant_id": "tutor", "bytes": 5000, "total": None,
+    ...             "rate": 1000.0}
+    >>> activity_line("download.progress", progress)[14:]
+    '[tutor download] 5.0 kB, 1.0 kB/s'
+    """
+    if topic == "download.progress":
+        what = "download"
+        done, rate = int(event.get("bytes") or 0), float(event.get("rate") or 0)
+        text = progress_text(done, event.get("total"), rate)
+    else:
+        what, text = topic, ""
+    return f"{_stamp(event['time'])}  [{event.get('assistant_id')} {what}] {text}".rstrip()
 
 
 def _stamp(moment: float) -> str:

@@ -18,10 +18,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from assistantd.protocol.assistant import Assistant, Runtime, WorkerExit
+    from assistantd.protocol.assistant import Assistant, Download, Runtime, WorkerExit
     from assistantd.protocol.errors import (
         AssistantdError,
         ConflictError,
+        DownloadError,
         GatewayTimeoutError,
         InternalError,
         InvalidRequestError,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         AssistantStateChanged,
         AssistantUpdated,
         DaemonStopping,
+        DownloadProgress,
         Snapshot,
         WorkerExited,
         WorkerLog,
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from assistantd.protocol.messages import (
         AssistantList,
         DeletedAssistant,
+        ExportResult,
         PingResult,
         SentMessage,
     )
@@ -60,10 +63,12 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "Assistant": "assistantd.protocol.assistant",
+    "Download": "assistantd.protocol.assistant",
     "Runtime": "assistantd.protocol.assistant",
     "WorkerExit": "assistantd.protocol.assistant",
     "AssistantList": "assistantd.protocol.messages",
     "DeletedAssistant": "assistantd.protocol.messages",
+    "ExportResult": "assistantd.protocol.messages",
     "PingResult": "assistantd.protocol.messages",
     "SentMessage": "assistantd.protocol.messages",
     "AssistantCreated": "assistantd.protocol.events",
@@ -72,12 +77,14 @@ _HOMES = {
     "AssistantStateChanged": "assistantd.protocol.events",
     "AssistantUpdated": "assistantd.protocol.events",
     "DaemonStopping": "assistantd.protocol.events",
+    "DownloadProgress": "assistantd.protocol.events",
     "Snapshot": "assistantd.protocol.events",
     "WorkerExited": "assistantd.protocol.events",
     "WorkerLog": "assistantd.protocol.events",
     "WorkerMessage": "assistantd.protocol.events",
     "AssistantdError": "assistantd.protocol.errors",
     "ConflictError": "assistantd.protocol.errors",
+    "DownloadError": "assistantd.protocol.errors",
     "GatewayTimeoutError": "assistantd.protocol.errors",
     "InternalError": "assistantd.protocol.errors",
     "InvalidRequestError": "assistantd.protocol.errors",
@@ -125,6 +132,10 @@ __all__ = [
     "ConflictError",
     "DaemonStopping",
     "DeletedAssistant",
+    "Download",
+    "DownloadError",
+    "DownloadProgress",
+    "ExportResult",
     "GatewayTimeoutError",
     "InternalError",
     "InvalidRequestError",

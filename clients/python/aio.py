@@ -21,6 +21,7 @@ from assistantd.protocol.events import Snapshot
 from assistantd.protocol.messages import (
     AssistantList,
     DeletedAssistant,
+    ExportResult,
     PingResult,
     RequestId,
     SentMessage,
@@ -47,7 +48,8 @@ class AsyncClient:
     Calls may run concurrently; replies are matched to calls by id. A call that gets no reply
     within ``timeout`` raises :class:`UnavailableError`; a reply that comes later is dropped,
     and the call is never sent again. A worker command waits longer, for as long as the daemon
-    may take by its own rules on top (an invoke's ``timeout_ms``: see ``waits``).
+    may take by its own rules on top (an invoke's ``timeout_ms``: see ``waits``), and so do a
+    cancel, an import and an export.
     ``events`` is the event endpoint that :meth:`watch` subscribes to (by default
     ``events.sock`` beside ``command.sock``).
     """
@@ -181,6 +183,40 @@ class AsyncClient:
         """Hand ``message`` (JSON) to the worker, which gets it as it is (no answer)."""
         return await self._call(calls.send_to_assistant(assistant_id, message))
 
+    async def download_assistant(
+        self,
+        url: str | None = None,
+        *,
+        sha256: str | None = None,
+        assistant_id: str | None = None,
+        start: bool = False,
+    ) -> Assistant:
+        """Register an assistant to be downloaded from ``url`` and start the download; the
+        assistant, ``downloading``, at once. Enter a :meth:`watch` before, to follow its
+        ``download.progress`` events and the ``assistant.state`` event that ends it; see
+        :meth:`Client.download_assistant`."""
+        return await self._call(calls.download_assistant(url, sha256, assistant_id, start))
+
+    async def cancel_download(self, assistant_id: str) -> Assistant:
+        """Stop the assistant's download; the assistant, back to ``to_download``, once the
+        download has ended."""
+        return await self._call(calls.cancel_download(assistant_id))
+
+    async def import_assistant(
+        self, path: str | os.PathLike[str], *, assistant_id: str | None = None
+    ) -> Assistant:
+        """Copy an assistant in from ``path`` (a folder, an archive or an ``assistant.json``;
+        a relative one is made absolute here); the assistant, ``ready``. See
+        :meth:`Client.import_assistant`."""
+        return await self._call(calls.import_assistant(path, assistant_id))
+
+    async def export_assistant(
+        self, assistant_id: str, path: str | os.PathLike[str]
+    ) -> ExportResult:
+        """Write the assistant's folder to ``path`` (``.zip``, ``.tar.gz`` or ``.tgz``; a
+        relative one is made absolute here). See :meth:`Client.export_assistant`."""
+        return await self._call(calls.export_assistant(assistant_id, path))
+
     def watch(self, prefix: str = "") -> AsyncWatch:
         """The events whose topic starts with ``prefix``, and a mirror of the daemon's state.
 
@@ -195,8 +231,9 @@ class AsyncClient:
                             show_one(assistant)
 
         The mirror follows every state event whatever ``prefix`` is; see :class:`AsyncWatch`.
-        The workers' events (``worker.log``, ``worker.message``, ``worker.exited``) are
-        yielded too when the prefix takes them in (``client.watch("worker.")``).
+        The workers' events (``worker.log``, ``worker.message``, ``worker.exited``) and the
+        downloads' (``download.progress``) are yielded too when the prefix takes them in
+        (``client.watch("worker.")``, ``client.watch("download.")``); they are not mirrored.
         """
         return AsyncWatch(
             self.events_endpoint, self.get_snapshot, prefix=prefix, start_timeout=self.timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 import msgspec
@@ -14,6 +15,7 @@ from assistantd.protocol.messages import (
     METHOD_RESULTS,
     AssistantList,
     DeletedAssistant,
+    ExportResult,
     InvokeResult,
     PingResult,
     RequestId,
@@ -143,3 +145,38 @@ def invoke_assistant(
 
 def send_to_assistant(assistant_id: str, message: Any) -> Call[SentMessage]:
     return Call("sendToAssistant", {"assistant_id": assistant_id, "message": message}, SentMessage)
+
+
+def download_assistant(
+    url: str | None, sha256: str | None, assistant_id: str | None, start: bool
+) -> Call[Assistant]:
+    params = _given(url=url, sha256=sha256, assistant_id=assistant_id)
+    if start:
+        params["start"] = True
+    return Call("downloadAssistant", params, Assistant)
+
+
+def cancel_download(assistant_id: str) -> Call[Assistant]:
+    return Call("cancelDownload", {"assistant_id": assistant_id}, Assistant)
+
+
+def import_assistant(path: str | os.PathLike[str], assistant_id: str | None) -> Call[Assistant]:
+    params = {"path": absolute(path)} | _given(assistant_id=assistant_id)
+    return Call("importAssistant", params, Assistant)
+
+
+def export_assistant(assistant_id: str, path: str | os.PathLike[str]) -> Call[ExportResult]:
+    params = {"assistant_id": assistant_id, "path": absolute(path)}
+    return Call("exportAssistant", params, ExportResult)
+
+
+def absolute(path: str | os.PathLike[str]) -> str:
+    """``path`` made absolute against this process's working directory: the daemon has its
+    own, so it takes absolute paths only. An empty path stays empty, for the daemon to refuse
+    (rather than to name the working directory).
+
+    >>> absolute("/srv/a.zip"), absolute("a.zip") == os.path.join(os.getcwd(), "a.zip")
+    ('/srv/a.zip', True)
+    """
+    text = os.fspath(path)
+    return os.path.abspath(text) if text else text

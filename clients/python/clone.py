@@ -51,6 +51,7 @@ from assistantd.protocol.events import (
     DaemonHeartbeat,
     DaemonStopping,
     DaemonWelcome,
+    DownloadProgress,
     InvalidFile,
     Snapshot,
     WorkerExited,
@@ -90,9 +91,13 @@ StateChange = (
 WorkerActivity = WorkerMessage | WorkerLog | WorkerExited
 """The workers' events (topics ``worker.*``): not state, no ``seq``, nothing to mirror."""
 
-WatchEvent = StateChange | WorkerActivity | DaemonStopping | Synced
-"""What a watch yields: the state events, the workers' events, ``daemon.stopping``, and its
-own :class:`Synced`."""
+Activity = WorkerActivity | DownloadProgress
+"""The activity events, the workers' and the downloads' (``download.progress``): not state, no
+``seq``, nothing to mirror."""
+
+WatchEvent = StateChange | Activity | DaemonStopping | Synced
+"""What a watch yields: the state events, the activity events (the workers', the downloads'),
+``daemon.stopping``, and its own :class:`Synced`."""
 
 
 class TimedOut:
@@ -272,7 +277,7 @@ class CloneSync:
             if self._wanted != "start":
                 self._wanted = "epoch"
             return [event] if self._wants(event) else []
-        if isinstance(event, WorkerActivity):
+        if isinstance(event, Activity):
             # Not state: no snapshot holds it, so it is yielded also while the mirror waits for
             # one; but only from the first snapshot on, which a watch always yields first.
             wanted = self._synced_once and self._wants(event)

@@ -13,7 +13,13 @@ import msgspec
 from assistantd.protocol.assistant import Assistant
 from assistantd.protocol.codec import encode_request
 from assistantd.protocol.events import Snapshot
-from assistantd.protocol.messages import AssistantList, DeletedAssistant, PingResult, SentMessage
+from assistantd.protocol.messages import (
+    AssistantList,
+    DeletedAssistant,
+    ExportResult,
+    PingResult,
+    SentMessage,
+)
 
 from . import calls
 from .calls import AssistantFields, Call, Order, read_reply
@@ -38,7 +44,8 @@ class Client:
     Each call waits at most ``timeout`` seconds for its reply, then raises
     :class:`UnavailableError`; the next call opens a fresh socket (see ``transport``). A worker
     command waits longer, for as long as the daemon may take by its own rules on top (an
-    invoke's ``timeout_ms``: see ``waits``). A call that timed out is never sent again.
+    invoke's ``timeout_ms``: see ``waits``), and so do a cancel, an import and an export. A
+    call that timed out is never sent again.
     ``events`` is the event endpoint that :meth:`watch` subscribes to (by default
     ``events.sock`` beside ``command.sock``).
     """
@@ -161,6 +168,61 @@ class Client:
         """Hand ``message`` (JSON) to the worker, which gets it as it is (no answer)."""
         return self._call(calls.send_to_assistant(assistant_id, message))
 
+    def download_assistant(
+        self,
+        url: str | None = None,
+        *,
+        sha256: str | None = None,
+        assistant_id: str | None = None,
+        start: bool = False,
+    ) -> Assistant:
+        """Register an assistant to be downloaded from ``url`` and start the download; the
+        assistant, ``downloading``, at once.
+
+        Example::
+
+            with client.watch() as watch:  # entered first, so that no event is missed
+                assistant = client.download_assistant("https://example.com/tutor.zip")
+                for event in watch:
+                    if isinstance(event, DownloadProgress) and event.assistant_id == assistant.id:
+                        print(event.bytes, event.total)
+                    elif (
+                        isinstance(event, AssistantStateChanged)
+                        and event.assistant.id == assistant.id
+                    ):
+                        break  # "ready", or back to "to_download" with event.error
+
+        The download goes on in the daemon; ``download.progress`` events tell how far it is,
+        and an ``assistant.state`` event tells how it ended. ``sha256`` (hex) must match the
+        body, or nothing is installed; with ``start`` the worker is started once it is in
+        place. The id is ``assistant_id``, else the name the URL gives. ``assistant_id`` alone
+        downloads a ``to_download`` assistant again from its URL. A taken id is a
+        :class:`ConflictError` (``id_taken``); a bad URL an :class:`InvalidRequestError`.
+        """
+        return self._call(calls.download_assistant(url, sha256, assistant_id, start))
+
+    def cancel_download(self, assistant_id: str) -> Assistant:
+        """Stop the assistant's download; the assistant, back to ``to_download`` (its
+        ``download.error`` has the code ``cancelled``). Answers once the download has ended."""
+        return self._call(calls.cancel_download(assistant_id))
+
+    def import_assistant(
+        self, path: str | os.PathLike[str], *, assistant_id: str | None = None
+    ) -> Assistant:
+        """Copy an assistant in from ``path`` (a folder, a ``.zip`` or ``.tar.gz``, or an
+        ``assistant.json``); the assistant, ``ready``. A relative ``path`` is taken from this
+        process's working directory (the daemon is sent an absolute one). The id is
+        ``assistant_id``, else the definition's ``id``, else the folder's (or archive's)
+        name. The client waits up to ``waits.TRANSFER_WORK_TIME`` beyond its ``timeout``."""
+        return self._call(calls.import_assistant(path, assistant_id))
+
+    def export_assistant(self, assistant_id: str, path: str | os.PathLike[str]) -> ExportResult:
+        """Write the assistant's folder (without ``node_modules``) to ``path``, a ``.zip`` or a
+        ``.tar.gz``/``.tgz`` by its extension, which must not exist. A relative ``path`` is
+        taken from this process's working directory. The client waits up to
+        ``waits.TRANSFER_WORK_TIME`` beyond its ``timeout``."""
+        return self._call(calls.export_assistant(assistant_id, path))
+
     def watch(self, prefix: str = "") -> Watch:
         """The events whose topic starts with ``prefix``, and a mirror of the daemon's state.
 
@@ -173,7 +235,8 @@ class Client:
         The mirror follows every state event whatever ``prefix`` is; see :class:`Watch`. The
         snapshots go over this client's socket, so use the client only from the thread that
         iterates. The workers' events (``worker.log``, ``worker.message``, ``worker.exited``)
-        are yielded too when the prefix takes them in::
+        and the downloads' (``download.progress``) are yielded too when the prefix takes them
+        in; they are not mirrored::
 
             with client.watch("worker.log") as watch:
                 for event in watch:

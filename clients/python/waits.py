@@ -7,6 +7,11 @@ start waits for the worker to be up. Cutting such a call off at the client's tim
 report "no reply" for a call the daemon is still carrying out, so the client waits for the
 daemon's own limit on the work and then for its usual timeout on top.
 
+A download is answered at once (it goes on in the background), but a cancel waits for the
+download to end and its staging folder to be removed. An import or an export copies the whole
+assistant, which may be hundreds of megabytes on a slow disk, before it answers: the daemon
+sets no limit of its own on that, so the clients give it :data:`TRANSFER_WORK_TIME`.
+
 A wait that runs out is never followed by a second send of the request (the transports never
 resend): ``invokeAssistant`` and ``sendToAssistant`` are not idempotent, and a reply that did not
 come does not mean the request was not carried out.
@@ -19,6 +24,8 @@ No imports beyond the standard library's smallest: ``assistantctl`` uses this.
 100.0
 >>> reply_timeout("invokeAssistant", {"method": "m"}, 10.0)
 70.0
+>>> reply_timeout("exportAssistant", {"assistant_id": "jan", "path": "/tmp/jan.zip"}, 10.0)
+610.0
 """
 
 from __future__ import annotations
@@ -42,6 +49,12 @@ STOP_STEPS = 3
 DAEMON_INVOKE_TIMEOUT = 60.0
 """Seconds an invoke without ``timeout_ms`` may take (``invoke-timeout``); a send waits as long
 for a restarting worker to be up."""
+CANCEL_WORK_TIME = 5.0
+"""Seconds a cancelDownload may take beyond the usual moment: the download's task ends and its
+staging folder is removed before the answer."""
+TRANSFER_WORK_TIME = 600.0
+"""Seconds an importAssistant or exportAssistant may take beyond the usual moment: it copies
+(and checks, or packs) every file of the assistant before it answers."""
 
 
 def work_time(method: str, params: Mapping[str, Any]) -> float:
@@ -64,6 +77,10 @@ def work_time(method: str, params: Mapping[str, Any]) -> float:
         return stop
     if method == "restartAssistant":
         return stop + DAEMON_START_TIMEOUT
+    if method == "cancelDownload":
+        return CANCEL_WORK_TIME
+    if method in ("importAssistant", "exportAssistant"):
+        return TRANSFER_WORK_TIME
     return 0.0
 
 

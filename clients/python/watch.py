@@ -30,11 +30,12 @@ class Watch:
                 print(topic_of(event), watch.mirror.seq, len(watch.mirror.assistants))
 
     Iterating yields the events whose topic starts with the prefix (the state events,
-    ``daemon.stopping``, and from the first snapshot on the workers' ``worker.*`` events, which
-    are not mirrored) and, whatever the prefix, a :class:`~assistantd.client.clone.Synced`
-    each time a snapshot was taken (at the start, and after a gap, a daemon restart, or a
-    silence). It runs until closed (``close()``, the end of
-    the ``with`` block, or the iterator being collected), across daemon restarts.
+    ``daemon.stopping``, and from the first snapshot on the activity events, the workers'
+    ``worker.*`` and the downloads' ``download.progress``, which are not mirrored) and,
+    whatever the prefix, a :class:`~assistantd.client.clone.Synced` each time a snapshot was
+    taken (at the start, and after a gap, a daemon restart, or a silence). It runs until
+    closed (``close()``, the end of the ``with`` block, or the iterator being collected),
+    across daemon restarts.
     """
 
     def __init__(
@@ -89,9 +90,9 @@ class Watch:
 
     def start(self) -> None:
         """Subscribe and take the first snapshot now, rather than at the first :meth:`next`;
-        the ``with`` block does this. Events published from then on are yielded, the workers'
-        included (they are in no snapshot: before the start they are lost to this watch).
-        Raises :class:`UnavailableError` if the watch cannot start."""
+        the ``with`` block does this. Events published from then on are yielded, the activity
+        events included (they are in no snapshot: before the start they are lost to this
+        watch). Raises :class:`UnavailableError` if the watch cannot start."""
         if not self._started:
             self._started = True
             item = next(self._events)  # with no deadline, the first snapshot's Synced
