@@ -34,6 +34,7 @@ from assistantd.protocol.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from assistantd.protocol.events import Cause
 from assistantd.protocol.ids import check_assistant_id, id_problem, new_assistant_id
 from assistantd.protocol.messages import DownloadAssistantParams
 
@@ -221,71 +222,84 @@ class Downloads:
     async def _run(self, assistant_id: str, download: Download) -> None:
         settings = self.settings
         staging = await asyncio.to_thread(self.store.make_staging, f"download-{assistant_id}")
+        error: DownloadError | None = None
+        cause: Cause = "daemon"
+        cancelled = taken = False
         try:
-            try:
-                fetched = await fetch(
-                    download.url,
-                    staging / "download",
-                    limits=FetchLimits(
-                        max_bytes=settings.max_bytes,
-                        connect_timeout=settings.connect_timeout,
-                        stall_timeout=settings.stall_timeout,
-                        total_timeout=settings.timeout,
-                        max_redirects=settings.max_redirects,
-                        schemes=frozenset(settings.schemes),
-                    ),
-                    sha256=download.sha256,
-                    on_progress=lambda done, total, rate: self.state.publisher.progress(
-                        assistant_id, done, total, rate
-                    ),
-                )
-                limits = ArchiveLimits(max_files=settings.max_files, max_bytes=settings.max_bytes)
-                folder = await asyncio.to_thread(unpack, staging / "download", staging, limits)
-                self._installing.add(assistant_id)
-                async with self.state.locks.hold(assistant_id):
-                    loaded = await asyncio.to_thread(self.store.adopt, folder, assistant_id)
-                    await asyncio.to_thread(self.registry.remove, assistant_id)
-                    self.state.downloaded(loaded, cause="daemon")
-            except asyncio.CancelledError:
-                cancelled = assistant_id in self._cancelled
-                reason = "cancelled" if cancelled else "the daemon stopped"
-                self._failed(
-                    assistant_id,
-                    download,
-                    DownloadError(f"The download was cancelled ({reason}).", code="cancelled"),
-                    cause="request" if cancelled else "daemon",
-                )
-                raise
-            except (FetchError, ArchiveError) as exc:
-                self._failed(assistant_id, download, DownloadError(str(exc), code=exc.code))
-                return
-            except InvalidDefinition as exc:
-                message = f"The download's assistant.json {exc.reason}."
-                self._failed(
-                    assistant_id, download, DownloadError(message, code="invalid_definition")
-                )
-                return
-            except FileExistsError:
-                message = f"An assistant '{assistant_id}' appeared in the root meanwhile."
-                self._failed(assistant_id, download, DownloadError(message, code="id_taken"))
-                return
-            except OSError as exc:
-                message = f"The download could not be put in place: {exc.strerror}."
-                self._failed(assistant_id, download, DownloadError(message, code="io_error"))
-                return
+            fetched = await fetch(
+                download.url,
+                staging / "download",
+                limits=FetchLimits(
+                    max_bytes=settings.max_bytes,
+                    connect_timeout=settings.connect_timeout,
+                    stall_timeout=settings.stall_timeout,
+                    total_timeout=settings.timeout,
+                    max_redirects=settings.max_redirects,
+                    schemes=frozenset(settings.schemes),
+                ),
+                sha256=download.sha256,
+                on_progress=lambda done, total, rate: self.state.publisher.progress(
+                    assistant_id, done, total, rate
+                ),
+            )
+            limits = ArchiveLimits(max_files=settings.max_files, max_bytes=settings.max_bytes)
+            folder = await asyncio.to_thread(unpack, staging / "download", staging, limits)
+            self._installing.add(assistant_id)
+            async with self.state.locks.hold(assistant_id):
+                loaded = await asyncio.to_thread(self.store.adopt, folder, assistant_id)
+                await asyncio.to_thread(self.registry.remove, assistant_id)
+                self.state.downloaded(loaded, cause="daemon")
+        except asyncio.CancelledError:
+            cancelled = True
+            by_request = assistant_id in self._cancelled
+            reason = "cancelled" if by_request else "the daemon stopped"
+            error = DownloadError(f"The download was cancelled ({reason}).", code="cancelled")
+            cause = "request" if by_request else "daemon"
+        except (FetchError, ArchiveError) as exc:
+            # A redirect to a scheme not allowed: the wire's code for a scheme not allowed.
+            code = "unsupported_scheme" if exc.code == "scheme" else exc.code
+            error = DownloadError(str(exc), code=code)
+        except InvalidDefinition as exc:
+            message = f"The download's assistant.json {exc.reason}."
+            error = DownloadError(message, code="invalid_definition")
+        except FileExistsError:
+            taken = True
+        except OSError as exc:
+            message = f"The download could not be put in place: {exc.strerror}."
+            error = DownloadError(message, code="io_error")
         finally:
             self._tasks.pop(assistant_id, None)
             self._cancelled.discard(assistant_id)
             self._installing.discard(assistant_id)
+            # Before the event that ends the download: whoever hears it finds no leftover.
             await asyncio.to_thread(shutil.rmtree, staging, True)
-        log.info(
-            "download finished",
+        if taken:
+            self._yield_to_folder(assistant_id)
+        elif error is not None:
+            self._failed(assistant_id, download, error, cause=cause)
+            if cancelled:
+                raise asyncio.CancelledError
+        else:
+            log.info(
+                "download finished",
+                assistant_id=assistant_id,
+                bytes=fetched.bytes,
+                sha256=fetched.sha256,
+            )
+            if download.start:
+                self._start(assistant_id)
+
+    def _yield_to_folder(self, assistant_id: str) -> None:
+        """A folder of this id was put in the root meanwhile (by hand): it is the assistant.
+        The registration goes (``deleted``), and the folder is indexed as any other."""
+        log.warning(
+            "a folder of the downloaded assistant's id appeared in the root; it is kept and "
+            "the download is dropped",
             assistant_id=assistant_id,
-            bytes=fetched.bytes,
-            sha256=fetched.sha256,
         )
-        if download.start:
-            self._start(assistant_id)
+        self.registry.remove(assistant_id)
+        self.state.remove(assistant_id, "file")
+        self.state.refresh(assistant_id, settle=True)
 
     def _failed(
         self,
@@ -293,7 +307,7 @@ class Downloads:
         download: Download,
         error: AssistantdError,
         *,
-        cause: Any = "daemon",
+        cause: Cause = "daemon",
     ) -> None:
         log.warning(
             "download failed", assistant_id=assistant_id, code=error.code, reason=error.message
