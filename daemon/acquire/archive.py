@@ -511,6 +511,15 @@ def _read(source: IO[bytes], entry: str) -> bytes:
 
 def _extract_zip(archive: Path, output: _Output, limits: ArchiveLimits) -> None:
     with open(archive, "rb") as file:
+        entries = _zip_entry_count(file)
+        if entries is not None and entries > limits.max_files:
+            # zipfile reads the whole central directory into objects before any check could
+            # run: some 500 bytes of memory per entry, a gigabyte for a 256 MiB zip of empty
+            # entries. The count in the end record is read first, from the last 64 KiB.
+            raise ArchiveError(
+                "too_many_files",
+                f"the zip holds {entries} entries; the limit is {limits.max_files}",
+            )
         try:
             zipped = zipfile.ZipFile(file)
         except _READ_ERRORS as exc:
@@ -536,6 +545,36 @@ def _extract_zip(archive: Path, output: _Output, limits: ArchiveLimits) -> None:
                     ) from None
                 with source:
                     output.file(parts, name, source, executable)
+
+
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+
+
+def _zip_entry_count(file: IO[bytes]) -> int | None:
+    """The number of entries a zip's end of central directory record declares (its ZIP64
+    record's, when it has one), or None when no end record is found (zipfile then says what
+    is wrong)."""
+    size = file.seek(0, os.SEEK_END)
+    tail_start = max(0, size - (22 + 65535))  # the record, and a comment of at most 64 KiB
+    file.seek(tail_start)
+    tail = file.read()
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < 22:
+        return None
+    (entries,) = struct.unpack_from("<H", tail, at + 10)
+    locator = at - 20
+    if locator >= 0 and tail[locator : locator + 4] == _EOCD64_LOCATOR:
+        (offset,) = struct.unpack_from("<Q", tail, locator + 8)
+        if 0 <= offset <= size - 56:
+            file.seek(offset)
+            record = file.read(56)
+            if record[:4] == _EOCD64:
+                (entries64,) = struct.unpack_from("<Q", record, 32)
+                entries = max(entries, entries64)
+    file.seek(0)
+    return int(entries)
 
 
 def _zip_name(info: zipfile.ZipInfo) -> str:

@@ -396,7 +396,8 @@ def zip_duplicate_names(folder: Path) -> Hostile:
 @hostile
 def zip_too_many_files(folder: Path) -> Hostile:
     entries = [(f"f{number:02}.txt", b"x") for number in range(LIMITS.max_files + 1)]
-    return Hostile(zip_of(folder / "a.zip", entries), "zip", "too_many_files", "f20.txt")
+    # Refused from the count in its end record, before any entry is read: none is named.
+    return Hostile(zip_of(folder / "a.zip", entries), "zip", "too_many_files", None)
 
 
 @hostile
@@ -917,3 +918,19 @@ def test_sniff_tells_by_the_first_bytes(content: bytes, kind: str | None, tmp_pa
 def test_sniff_knows_an_empty_zip(tmp_path: Path) -> None:
     zip_of(tmp_path / "empty.zip", [])
     assert sniff(tmp_path / "empty.zip") == "zip"
+
+
+def test_a_zip_with_too_many_entries_is_refused_from_its_end_record(tmp_path: Path) -> None:
+    # Refused before zipfile reads the central directory (which costs memory per entry):
+    # the count comes from the end record alone, whatever the entries hold.
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as zipped:
+        for number in range(50):
+            zipped.writestr(f"f{number}.txt", b"")
+    into = tmp_path / "into"
+    into.mkdir()
+    with pytest.raises(ArchiveError) as caught:
+        extract(path, "zip", into, ArchiveLimits(max_files=20))
+    assert caught.value.code == "too_many_files"
+    assert "holds 50 entries" in caught.value.message
+    assert list(into.iterdir()) == []
