@@ -93,6 +93,10 @@ class Downloads:
         self._installing: set[str] = set()
         """Downloads past the point of no return: their folder is being moved into the root."""
 
+    def use_settings(self, settings: AcquireSettings) -> None:
+        """Take new settings (a reload): for the next downloads; those under way keep theirs."""
+        self.settings = settings
+
     # --- the daemon's start and stop ---------------------------------------------------------
 
     def load(self) -> list[Assistant]:
@@ -241,6 +245,7 @@ class Downloads:
                 on_progress=lambda done, total, rate: self.state.publisher.progress(
                     assistant_id, done, total, rate
                 ),
+                sync=False,  # unpacked and deleted at once; the unpacked folder is synced
             )
             limits = ArchiveLimits(max_files=settings.max_files, max_bytes=settings.max_bytes)
             folder = await asyncio.to_thread(unpack, staging / "download", staging, limits)

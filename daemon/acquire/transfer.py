@@ -47,6 +47,10 @@ class Transfers:
     def __init__(self, state: LiveState, settings: AcquireSettings) -> None:
         self.state = state
         self.store = state.store
+        self.use_settings(settings)
+
+    def use_settings(self, settings: AcquireSettings) -> None:
+        """Take new settings (a reload): for the next imports and exports."""
         self.limits = ArchiveLimits(max_files=settings.max_files, max_bytes=settings.max_bytes)
 
     async def import_assistant(self, params: ImportAssistantParams) -> Entry:

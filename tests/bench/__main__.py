@@ -1,6 +1,7 @@
 """Run every benchmark, or the ones named, and print a table of the figures.
 
-    .venv/bin/python -m tests.bench [roundtrip|throughput|listing|coldstart|cli|latency|workers ...]
+    .venv/bin/python -m tests.bench \\
+        [roundtrip|throughput|listing|coldstart|cli|latency|workers|acquire ...]
 
 Exits 0 when every benchmark ran, whether or not its targets were met (a missed target is
 printed as MISSED); 1 when a benchmark could not run at all.
@@ -16,7 +17,16 @@ from collections.abc import Callable
 
 from .common import Figure, exit_cleanly_on_signals, machine_summary
 
-BENCHMARKS = ("roundtrip", "throughput", "listing", "coldstart", "cli", "latency", "workers")
+BENCHMARKS = (
+    "roundtrip",
+    "throughput",
+    "listing",
+    "coldstart",
+    "cli",
+    "latency",
+    "workers",
+    "acquire",
+)
 
 
 def load(name: str) -> Callable[[], list[Figure]]:
