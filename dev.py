@@ -30,6 +30,7 @@ PACKAGES = {
     "daemon": "daemon",
     "client": "clients/python",
     "ctl": "clients/ctl",
+    "systemd": "systemd",
 }
 TYPED_STRICT = ["assistantd.protocol", "assistantd.client", "assistantd.ctl", "assistantd.daemon"]
 

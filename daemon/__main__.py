@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from .config import ConfigError, Settings, resolve
 from .logs import LEVELS, configure, default_format
+
+if TYPE_CHECKING:
+    from .activation import Activation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,8 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--runtime-dir", metavar="PATH", help="folder of command.sock and events.sock"
     )
-    parser.add_argument("--command", metavar="ENDPOINT", help="command endpoint (ipc://...)")
-    parser.add_argument("--events", metavar="ENDPOINT", help="event endpoint (ipc://...)")
+    parser.add_argument(
+        "--command", metavar="ENDPOINT", help="command endpoint (ipc://PATH or tcp://HOST:PORT)"
+    )
+    parser.add_argument(
+        "--events", metavar="ENDPOINT", help="event endpoint (ipc://PATH or tcp://HOST:PORT)"
+    )
+    parser.add_argument(
+        "--curve-clients",
+        metavar="DIR",
+        help="folder of the client public keys (NAME.key) allowed on tcp:// endpoints",
+    )
+    parser.add_argument(
+        "--curve-secret-key",
+        metavar="FILE",
+        help="the daemon's CURVE key pair for tcp:// (default: server.key_secret in its state "
+        "dir, made on first use)",
+    )
+    parser.add_argument(
+        "--insecure-tcp",
+        action="store_true",
+        help="serve tcp:// endpoints without CURVE: anyone who reaches them has full control",
+    )
     parser.add_argument("--log-format", choices=("json", "console"))
     parser.add_argument("--log-level", choices=LEVELS)
     parser.add_argument(
@@ -37,11 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def captured_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT ask for a clean shutdown while the daemon runs; restored after."""
-    handled = (signal.SIGTERM, signal.SIGINT)
+def captured_signals(
+    loop: asyncio.AbstractEventLoop, stop: asyncio.Event, reload: asyncio.Event
+) -> Iterator[None]:
+    """SIGTERM and SIGINT ask for a clean shutdown while the daemon runs, SIGHUP for a reload
+    of the config (systemd's ExecReload=); restored after."""
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     for signum in handled:
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, reload.set if signum == signal.SIGHUP else stop.set)
     try:
         yield
     finally:
@@ -49,14 +77,20 @@ def captured_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> It
             loop.remove_signal_handler(signum)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(
+    settings: Settings,
+    activation: Activation | None = None,
+    reread: Callable[[], Settings] | None = None,
+) -> None:
     from .daemon import Daemon  # imported here so `--help` stays quick
 
-    stop = asyncio.Event()
+    stop, reload = asyncio.Event(), asyncio.Event()
     shutdown = stop.wait()
-    with captured_signals(asyncio.get_running_loop(), stop):
+    with captured_signals(asyncio.get_running_loop(), stop, reload):
         try:
-            await Daemon(settings).run(shutdown=shutdown)
+            await Daemon(settings, reread=reread, activation=activation).run(
+                shutdown=shutdown, reloads=reload
+            )
         finally:
             shutdown.close()  # never awaited when the start is refused
 
@@ -64,14 +98,20 @@ async def serve(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
     try:
-        settings = resolve(vars(options), default_log_format=default_format())
+        # A reload (SIGHUP) resolves the settings again from the same sources.
+        reread = functools.partial(resolve, vars(options), default_log_format=default_format())
+        settings = reread()
     except ConfigError as exc:
         configure(default_format(), "info")
         _fail(str(exc))
         return 2
     configure(settings.log_format, settings.log_level)
     try:
-        asyncio.run(serve(settings))
+        from .activation import take_passed_sockets  # imported here so `--help` stays quick
+
+        # Before the event loop opens fds of its own: systemd's sockets are fds 3, 4, ...
+        activation = take_passed_sockets()
+        asyncio.run(serve(settings, activation, reread))
     except ConfigError as exc:
         _fail(str(exc))
         return 1

@@ -46,6 +46,13 @@ class Settings:
     log_level: str = "info"
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     acquire: AcquireSettings = field(default_factory=AcquireSettings)
+    curve_secret_key: Path | None = None
+    """The daemon's CURVE key pair for tcp:// endpoints; None: made on first use in its state
+    dir (:mod:`.security`)."""
+    curve_clients: Path | None = None
+    """The folder of the public keys allowed to connect over tcp://."""
+    insecure_tcp: bool = False
+    """Serve tcp:// endpoints without CURVE (logged as a warning)."""
 
     @property
     def uses_runtime_dir(self) -> bool:
@@ -63,6 +70,8 @@ _TABLES: dict[str, type[WorkerSettings] | type[AcquireSettings]] = {
 """The tables of the config file, each its own settings."""
 
 _KEYS = {each.name for each in fields(Settings)} - set(_TABLES)
+_FLAGS = {"insecure_tcp"}
+"""The keys that take true or false (the others take strings)."""
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -86,7 +95,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         name = key.replace("-", "_")
         if name not in _KEYS:
             raise ConfigError(f"config file {path}: unknown key {key!r}")
-        if not isinstance(value, str):
+        if name in _FLAGS:
+            if not isinstance(value, bool):
+                raise ConfigError(f"config file {path}: {key!r} must be true or false")
+        elif not isinstance(value, str):
             raise ConfigError(f"config file {path}: {key!r} must be a string")
         values[name] = value
     return values
@@ -138,4 +150,11 @@ def resolve(
         log_level=log_level,
         workers=file_values.get("workers", WorkerSettings()),
         acquire=file_values.get("acquire", AcquireSettings()),
+        curve_secret_key=_path_or_none(values.get("curve_secret_key")),
+        curve_clients=_path_or_none(values.get("curve_clients")),
+        insecure_tcp=bool(values.get("insecure_tcp", False)),
     )
+
+
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value).expanduser().absolute() if value else None

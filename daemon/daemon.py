@@ -6,7 +6,7 @@ import asyncio
 import gc
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import structlog
 import zmq
@@ -20,11 +20,14 @@ from assistantd.protocol.limits import TRANSPORT_MAX_BYTES
 from .acquire.downloads import Downloads
 from .acquire.transfer import Transfers
 from .acquire_commands import AcquireCommands
+from .activation import Activation
 from .assistants import AssistantService
 from .config import Settings
 from .defaults import default_assistant_document
 from .index import Index
+from .notify import ServiceNotifications, status_line
 from .publisher import Publisher
+from .reload import Reloader
 from .runtime import (
     ROOT_LOCK,
     RUNTIME_LOCK,
@@ -32,6 +35,13 @@ from .runtime import (
     check_endpoints,
     prepare_runtime_dir,
     remove_socket_files,
+)
+from .security import (
+    CurveServer,
+    prepare_tcp,
+    private_socket_files,
+    secure_socket,
+    start_authenticator,
 )
 from .server import CommandServer
 from .state import LiveState
@@ -54,18 +64,36 @@ class Daemon:
         await Daemon(settings).run(shutdown=stop_event.wait())
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reread: Callable[[], Settings] | None = None,
+        activation: Activation | None = None,
+    ) -> None:
         self.settings = settings
+        self.activation = activation or Activation()
+        """The sockets systemd passed (taken by ``__main__`` before the event loop began)."""
+        self.configured = settings
+        """The settings as their sources gave them (``settings`` may then take, say, the
+        endpoint of a socket systemd passed)."""
+        self.reread = reread
+        """Resolves the settings again from their sources, for a reload."""
         self.epoch = uuid.uuid4().hex
         self.store = Store(settings.root)
         self.index = Index()
+        self.curve: CurveServer | None = None
 
-    async def run(self, shutdown: Awaitable[object]) -> None:
-        """Serve until ``shutdown`` completes, then stop in a fixed order."""
-        settings = self.settings
+    async def run(self, shutdown: Awaitable[object], reloads: asyncio.Event | None = None) -> None:
+        """Serve until ``shutdown`` completes, then stop in a fixed order; reload the settings
+        each time ``reloads`` is set (SIGHUP sets it)."""
+        activation = self.activation
+        settings = self.settings = activation.apply(self.settings)
         check_endpoints(settings)
-        if settings.uses_runtime_dir:
-            prepare_runtime_dir(settings.runtime_dir)
+        # Always private, even when no socket is in it: it holds the pid lock, which another
+        # user could otherwise plant as a link to one of our files.
+        prepare_runtime_dir(settings.runtime_dir)
+        self.curve = prepare_tcp(settings)
         runtime_lock = Lock(
             settings.runtime_dir / RUNTIME_LOCK, f"runtime dir {settings.runtime_dir}"
         )
@@ -74,16 +102,26 @@ class Daemon:
             root_lock = Lock(settings.root / ROOT_LOCK, f"assistants root {settings.root}")
             try:
                 self.store.clear_leftovers()
-                await self._serve(shutdown)
+                await self._serve(shutdown, activation, reloads)
             finally:
                 root_lock.release()
         finally:
             runtime_lock.release()
 
-    async def _serve(self, shutdown: Awaitable[object]) -> None:
+    async def _serve(
+        self,
+        shutdown: Awaitable[object],
+        activation: Activation,
+        reloads: asyncio.Event | None,
+    ) -> None:
         settings = self.settings
         started = time.monotonic()
         context = zmq.asyncio.Context()
+        # Before any bind: without a ZAP handler libzmq would let every CURVE client in.
+        authenticator = start_authenticator(context, self.curve) if self.curve else None
+        notify = ServiceNotifications.from_environ(
+            lambda: status_line(entry.assistant.state for entry in self.index)
+        )
         try:
             events = context.socket(zmq.XPUB)
             Publisher.configure(events)
@@ -103,12 +141,24 @@ class Daemon:
                 forget_download=downloads.forget,
             )
             workers = WorkerCommands(supervisor)
-            acquire = AcquireCommands(downloads, Transfers(state, settings.acquire))
+            transfers = Transfers(state, settings.acquire)
+            acquire = AcquireCommands(downloads, transfers)
+            publisher.state_listeners.append(notify.changed)
+
+            def use_settings(reloaded: Settings) -> None:
+                self.settings = reloaded
+                supervisor.use_settings(reloaded.workers)
+                downloads.use_settings(reloaded.acquire)
+                transfers.use_settings(reloaded.acquire)
+
             commands = context.socket(zmq.ROUTER)
             commands.setsockopt(zmq.LINGER, 0)
             commands.setsockopt(zmq.MAXMSGSIZE, TRANSPORT_MAX_BYTES)
-            commands.bind(settings.command)
-            events.bind(settings.events)
+            secure_socket(commands, settings.command, self.curve)
+            secure_socket(events, settings.events, self.curve)
+            with private_socket_files(settings):
+                activation.bind(commands, "command", settings.command)
+                activation.bind(events, "events", settings.events)
             server = CommandServer(
                 commands,
                 {
@@ -134,6 +184,13 @@ class Daemon:
             async with asyncio.TaskGroup() as tasks:
                 serving = tasks.create_task(server.serve(stop_serving))
                 tasks.create_task(publisher.serve(stop_publishing))
+                tasks.create_task(notify.run(stop_publishing))
+                reloading: asyncio.Task[None] | None = None
+                if reloads is not None and self.reread is not None:
+                    reloader = Reloader(
+                        self.configured, settings, self.reread, notify, apply=use_settings
+                    )
+                    reloading = tasks.create_task(reloader.serve(reloads))
                 log.info(
                     "ready",
                     root=str(settings.root),
@@ -144,6 +201,7 @@ class Daemon:
                     protocol_version=PROTOCOL_VERSION,
                     start_seconds=round(time.monotonic() - started, 3),
                 )
+                notify.ready()  # the sockets are bound, the index is loaded
                 watching = tasks.create_task(_watch_soon(state, stop_watching))
                 await sweep_leftovers(
                     worker_marker(settings.root), reaper, settings.workers.stop_timeout
@@ -151,6 +209,9 @@ class Daemon:
                 await supervisor.resume()
                 await shutdown
                 log.info("stopping")
+                notify.stopping()
+                if reloading is not None:
+                    reloading.cancel()
                 # The order matters: no new commands (the writes under way finish; the invokes
                 # waiting on workers end as the workers stop), no more watching, the workers,
                 # the last event, then the sockets.
@@ -169,10 +230,14 @@ class Daemon:
             events.close(linger=0)
             # Remove the socket files while the runtime dir is still ours (libzmq removes an
             # ipc file itself only for wildcard binds): a client then learns at once that no
-            # daemon runs, instead of waiting out its timeout.
-            remove_socket_files(settings)
+            # daemon runs, instead of waiting out its timeout. Adopted sockets stay: their
+            # .socket units own them, and they take the next command while the daemon is away.
+            remove_socket_files(settings, keep=activation.endpoints)
         finally:
+            if authenticator is not None:
+                authenticator.stop()
             context.destroy(linger=0)
+            notify.close()
         log.info("stopped")
 
     def _load(self, state: LiveState, downloads: Downloads) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -48,6 +49,8 @@ class Publisher:
         self._socket = socket
         self.epoch = epoch
         self.seq = 0
+        self.state_listeners: list[Callable[[], None]] = []
+        """Called after each state event (the daemon's status for systemd is counted again)."""
 
     @staticmethod
     def configure(socket: zmq.asyncio.Socket) -> None:
@@ -100,6 +103,8 @@ class Publisher:
     def _state(self, event_type: type[StateEvent], **fields: Any) -> None:
         self.seq += 1
         self._send(event_type(epoch=self.epoch, time=time.time(), seq=self.seq, **fields))
+        for listener in self.state_listeners:
+            listener()
 
     # --- worker events (no seq) -----------------------------------------------------------------
 

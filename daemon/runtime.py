@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
 
 from assistantd.protocol.endpoints import ipc_path_problem
@@ -42,19 +43,25 @@ def prepare_runtime_dir(path: Path) -> None:
 
 def check_endpoints(settings: Settings) -> None:
     for name, endpoint in (("command", settings.command), ("events", settings.events)):
+        if endpoint.startswith("tcp://"):
+            continue  # served with CURVE, or explicitly without: see security.prepare_tcp
         if not endpoint.startswith("ipc://"):
+            raise ConfigError(f"--{name} {endpoint}: only ipc:// and tcp:// endpoints are served")
+        if endpoint.startswith("ipc://@"):
+            # An abstract socket has no file, so no permission keeps anyone out.
             raise ConfigError(
-                f"--{name} {endpoint}: only ipc:// endpoints are served (tcp:// needs CURVE "
-                f"authentication, which this version does not have yet)"
+                f"--{name} {endpoint}: abstract sockets (ipc://@...) can be reached by every "
+                f"user of this machine; use a path in the private runtime dir"
             )
         if problem := ipc_path_problem(endpoint):
             raise ConfigError(f"--{name}: {problem}")
 
 
-def remove_socket_files(settings: Settings) -> None:
-    """Remove the daemon's ipc socket files (call while holding the runtime dir's lock)."""
+def remove_socket_files(settings: Settings, keep: Collection[str] = ()) -> None:
+    """Remove the daemon's ipc socket files but those of ``keep`` (call while holding the
+    runtime dir's lock)."""
     for endpoint in (settings.command, settings.events):
-        if endpoint.startswith("ipc://"):
+        if endpoint.startswith("ipc://") and endpoint not in keep:
             Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
 
 

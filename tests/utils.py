@@ -96,15 +96,17 @@ def spawned_daemon(
     runtime_dir: Path,
     ready_timeout: float = START_TIMEOUT,
     stop_timeout: float = STOP_TIMEOUT,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[DaemonProcess]:
     """Start ``assistantd ARGS`` with exactly ``env``; wait for ``ready``; stop it on the way out.
 
     ``root`` and ``runtime_dir`` are where the daemon is expected to serve (the caller's args
     or env put it there). A stop that fails is reported only when the test itself did not fail
-    already, so that the first failure is the one shown.
+    already, so that the first failure is the one shown. ``wrapper`` is a command that runs
+    the daemon's command line (and must exec it, so that signals reach the daemon).
     """
     process = subprocess.Popen(
-        daemon_command(*args),
+        [*wrapper, *daemon_command(*args)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -147,6 +149,7 @@ def running_daemon(
     runtime_dir: Path | None = None,
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[DaemonProcess]:
     """Start ``assistantd`` as a real process on ``root``; wait until it logs ``ready``."""
     own_runtime = runtime_dir is None
@@ -159,6 +162,7 @@ def running_daemon(
             env={**os.environ, **(env or {})},
             root=root,
             runtime_dir=runtime_dir,
+            wrapper=wrapper,
         ) as daemon:
             yield daemon
     finally:

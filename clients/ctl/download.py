@@ -61,6 +61,7 @@ def follow(args: argparse.Namespace, params: dict[str, Any], endpoint: str) -> i
         events=args.events,
         runtime_dir=getattr(args, "runtime_dir", None),
         timeout=getattr(args, "timeout", 10.0),
+        insecure_tcp=getattr(args, "insecure_tcp", False),
     )
     try:
         # The whole stream: only "" covers both the state events and download.progress.

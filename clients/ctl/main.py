@@ -42,6 +42,8 @@ Exit codes: 0 done, 1 the daemon refused (the message says why), 2 bad usage, 3 
 `assistantctl watch` prints events until Ctrl-C; see `assistantctl watch --help`.
 `assistantctl invoke` calls a method of a running assistant's worker; see its --help.
 `assistantctl download URL` downloads an assistant and shows the download; see its --help.
+A tcp:// --command is reached with CURVE: `assistantctl keys` makes this client's key pair.
+`assistantctl service install` sets assistantd up as a systemd service; see its --help.
 """
 
 
@@ -68,6 +70,12 @@ def _common_options() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="how long to wait for a reply (default 10); the worker commands wait this long "
         "on top of the time the daemon may take for them (an invoke's --timeout-ms)",
+    )
+    common.add_argument(
+        "--insecure-tcp",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="reach a tcp:// endpoint without CURVE (a daemon started with --insecure-tcp)",
     )
     return common
 
@@ -227,6 +235,65 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("assistant_id", metavar="ID")
     export.add_argument("path", metavar="PATH", help="a file that does not exist yet")
 
+    keys = commands.add_parser(
+        "keys",
+        help="Make this client's CURVE key pair for tcp:// endpoints (or show the daemon's key).",
+        description=KEYS_DESCRIPTION,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    keys.set_defaults(handler=_keys)
+    keys.add_argument("--dir", metavar="DIR", help="where the keys are (see above)")
+    keys.add_argument(
+        "--name", default="client", help="the pair's file name, without suffix (default client)"
+    )
+    keys.add_argument("--server", action="store_true", help="print the daemon's public key instead")
+
+    service = commands.add_parser(
+        "service",
+        help="Install assistantd's systemd units (no daemon needed).",
+        description=SERVICE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    service.set_defaults(handler=_service)
+    service_actions = service.add_subparsers(dest="service_action", metavar="ACTION", required=True)
+    for name, help in (
+        ("install", "Write the units, filled in, and print what to run next."),
+        ("uninstall", "Remove the units (and their enable links); print what to run next."),
+    ):
+        action = service_actions.add_parser(name, help=help, description=help)
+        action.set_defaults(scope="user", assistantd=None)
+        scope = action.add_mutually_exclusive_group()
+        scope.add_argument(
+            "--user",
+            dest="scope",
+            action="store_const",
+            const="user",
+            help="the user service, in ~/.config/systemd/user (the default)",
+        )
+        scope.add_argument(
+            "--system",
+            dest="scope",
+            action="store_const",
+            const="system",
+            help="the hardened system service for the user assistantd (needs root)",
+        )
+        action.add_argument(
+            "--dry-run", action="store_true", help="print what would be done, and do nothing"
+        )
+        action.add_argument(
+            "--destdir",
+            metavar="DIR",
+            help="write under DIR instead of / (to stage the files, e.g. for a package)",
+        )
+        if name == "install":
+            action.add_argument(
+                "--assistantd",
+                metavar="PATH",
+                help="the program the service runs (default: the assistantd installed with "
+                "this assistantctl)",
+            )
+
     raw = add("request", "Send any method with JSON params; print the raw result.", _request)
     raw.add_argument("method")
     raw.add_argument("params", nargs="?", default="{}", help="a JSON object (default {})")
@@ -294,6 +361,30 @@ is never sent twice: if no reply comes, the method may still have run (exit 3).
 """
 
 
+KEYS_DESCRIPTION = """\
+Make this client's CURVE key pair, which it needs to reach a daemon's tcp:// endpoints, and
+print what to copy where: NAME.key_secret (mode 0600: it stays here) and NAME.key (the public
+key: it goes into the daemon's curve-clients folder), in --dir, by default
+$XDG_CONFIG_HOME/assistantd (~/.config/assistantd), where the clients look for it. An existing
+pair is never replaced: it is shown again. No daemon is needed.
+
+With --server, print the daemon's public key instead: server.key in --dir, by default the
+daemon's state dir ($XDG_STATE_HOME/assistantd, ~/.local/state/assistantd), where the daemon
+makes its pair when it first serves tcp://. A client is given it with $ASSISTANTD_SERVER_KEY,
+or a copy at ~/.config/assistantd/server.key.
+"""
+
+SERVICE_DESCRIPTION = """\
+Install assistantd as a systemd service: `assistantctl service install` writes the user units
+(assistantd.service and its sockets assistantd-command.socket and assistantd-events.socket) to
+~/.config/systemd/user with the path of the assistantd installed with this assistantctl, and
+prints the systemctl commands that start it. With --system it writes the hardened system-wide
+units to /etc/systemd/system, with /etc/sysusers.d/assistantd.conf (their user) and
+/etc/tmpfiles.d/assistantd.conf (their runtime folder), as root. No daemon is needed; exits 1
+when the files cannot be written (the message says why).
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -303,7 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     endpoint = command_endpoint(
         command=getattr(args, "command", None), runtime_dir=getattr(args, "runtime_dir", None)
     )
-    transport = _transport(endpoint, getattr(args, "timeout", 10.0))
+    transport = _transport(
+        endpoint, getattr(args, "timeout", 10.0), getattr(args, "insecure_tcp", False)
+    )
     try:
         code: int = args.handler(Session(transport), args)
         return code
@@ -316,15 +409,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         transport.close()
 
 
-def _transport(endpoint: str, timeout: float) -> Transport:
-    """The ZMTP peer of our own for a local socket (no pyzmq import), pyzmq for the rest."""
+def _transport(endpoint: str, timeout: float, insecure_tcp: bool = False) -> Transport:
+    """The ZMTP peer of our own for a local socket (no pyzmq import), pyzmq for the rest: a
+    tcp:// endpoint needs CURVE, which only pyzmq speaks (keys found as client.curve says)."""
     if endpoint.startswith("ipc://"):
         from assistantd.client.zmtp import UnixZmtpTransport
 
         return UnixZmtpTransport(endpoint, timeout)
+    from assistantd.client.curve import ClientSecurity
     from assistantd.client.transport import BlockingTransport
 
-    return BlockingTransport(endpoint, timeout)
+    return BlockingTransport(endpoint, timeout, ClientSecurity(insecure_tcp=insecure_tcp))
 
 
 class Session:
@@ -535,6 +630,18 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+def _keys(session: Session, args: argparse.Namespace) -> int:
+    from . import keys  # pyzmq: for this rare command only
+
+    return keys.run(args)
+
+
+def _service(session: Session, args: argparse.Namespace) -> int:
+    from . import service  # for this rare command only
+
+    return service.run(args)
+
+
 def _request(session: Session, args: argparse.Namespace) -> int:
     try:
         params = json.loads(args.params)
@@ -558,6 +665,7 @@ def _watch(session: Session, args: argparse.Namespace) -> int:
             events=args.events,
             runtime_dir=getattr(args, "runtime_dir", None),
             timeout=getattr(args, "timeout", 10.0),
+            insecure_tcp=getattr(args, "insecure_tcp", False),
         )
         with client, client.watch(args.prefix) as watch:
             for event in watch:

@@ -30,6 +30,7 @@ from assistantd.protocol.messages import (
 from . import calls
 from .awatch import AsyncWatch
 from .calls import AssistantFields, Call, Order, read_reply
+from .curve import ClientSecurity, KeySource, no_reply_hint
 from .discovery import check_reachable, command_endpoint, events_endpoint
 from .sync import DEFAULT_TIMEOUT
 from .waits import reply_timeout
@@ -52,6 +53,9 @@ class AsyncClient:
     cancel, an import and an export.
     ``events`` is the event endpoint that :meth:`watch` subscribes to (by default
     ``events.sock`` beside ``command.sock``).
+
+    A ``tcp://`` endpoint is reached with CURVE; ``curve_secret_key``, ``curve_server_key``
+    and ``insecure_tcp`` are as for :class:`~assistantd.client.Client`.
     """
 
     def __init__(
@@ -61,7 +65,13 @@ class AsyncClient:
         events: str | None = None,
         runtime_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        curve_secret_key: str | os.PathLike[str] | None = None,
+        curve_server_key: KeySource | None = None,
+        insecure_tcp: bool = False,
     ) -> None:
+        self._security = ClientSecurity(
+            secret_key=curve_secret_key, server_key=curve_server_key, insecure_tcp=insecure_tcp
+        )
         self.endpoint = command_endpoint(command=command, runtime_dir=runtime_dir)
         self.events_endpoint = events_endpoint(events=events, runtime_dir=runtime_dir)
         self.timeout = timeout
@@ -236,7 +246,11 @@ class AsyncClient:
         (``client.watch("worker.")``, ``client.watch("download.")``); they are not mirrored.
         """
         return AsyncWatch(
-            self.events_endpoint, self.get_snapshot, prefix=prefix, start_timeout=self.timeout
+            self.events_endpoint,
+            self.get_snapshot,
+            prefix=prefix,
+            start_timeout=self.timeout,
+            security=self._security,
         )
 
     async def _call(self, call: Call[T]) -> T:
@@ -253,7 +267,8 @@ class AsyncClient:
             return await asyncio.wait_for(future, wait)
         except TimeoutError:
             raise UnavailableError(
-                f"No reply from the daemon at {self.endpoint} within {wait:g}s.",
+                f"No reply from the daemon at {self.endpoint} within {wait:g}s."
+                + no_reply_hint(self.endpoint),
                 code="timeout",
             ) from None
         finally:
@@ -262,9 +277,12 @@ class AsyncClient:
     def _connected(self) -> zmq.asyncio.Socket:
         if self._socket is None:
             check_reachable(self.endpoint)
+            options = self._security.socket_options(self.endpoint)  # CURVE for tcp://
             self._context = zmq.asyncio.Context()
             socket = self._context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
+            for option, value in options:
+                socket.setsockopt(option, value)
             socket.connect(self.endpoint)
             self._socket = socket
             self._reader = asyncio.get_running_loop().create_task(self._read(socket))

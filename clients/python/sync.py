@@ -23,6 +23,7 @@ from assistantd.protocol.messages import (
 
 from . import calls
 from .calls import AssistantFields, Call, Order, read_reply
+from .curve import ClientSecurity, KeySource
 from .discovery import command_endpoint, events_endpoint
 from .transport import BlockingTransport
 from .waits import reply_timeout
@@ -48,6 +49,13 @@ class Client:
     call that timed out is never sent again.
     ``events`` is the event endpoint that :meth:`watch` subscribes to (by default
     ``events.sock`` beside ``command.sock``).
+
+    A ``tcp://`` endpoint is reached with CURVE: ``curve_secret_key`` is this client's key
+    pair (a ``.key_secret`` file) and ``curve_server_key`` the daemon's public key (the Z85
+    key or its ``server.key`` file); where not given they are found as :mod:`.curve` says
+    (``$ASSISTANTD_CURVE_SECRET_KEY``, ``$ASSISTANTD_SERVER_KEY``, then files in
+    ``$XDG_CONFIG_HOME/assistantd``). ``insecure_tcp`` connects without CURVE, to a daemon
+    started with ``--insecure-tcp``.
     """
 
     def __init__(
@@ -57,9 +65,15 @@ class Client:
         events: str | None = None,
         runtime_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        curve_secret_key: str | os.PathLike[str] | None = None,
+        curve_server_key: KeySource | None = None,
+        insecure_tcp: bool = False,
     ) -> None:
+        self._security = ClientSecurity(
+            secret_key=curve_secret_key, server_key=curve_server_key, insecure_tcp=insecure_tcp
+        )
         self._transport = BlockingTransport(
-            command_endpoint(command=command, runtime_dir=runtime_dir), timeout
+            command_endpoint(command=command, runtime_dir=runtime_dir), timeout, self._security
         )
         self.events_endpoint = events_endpoint(events=events, runtime_dir=runtime_dir)
         self._ids = itertools.count(1)
@@ -248,6 +262,7 @@ class Client:
             self.get_snapshot,
             prefix=prefix,
             start_timeout=self._transport.timeout,
+            security=self._security,
         )
 
     def _call(self, call: Call[T]) -> T:

@@ -18,13 +18,17 @@ import zmq
 
 from assistantd.protocol.errors import UnavailableError
 
+from .curve import ClientSecurity, no_reply_hint
 from .discovery import check_reachable
 
 
 class BlockingTransport:
-    def __init__(self, endpoint: str, timeout: float) -> None:
+    def __init__(
+        self, endpoint: str, timeout: float, security: ClientSecurity | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.security = security if security is not None else ClientSecurity()
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._socket: zmq.Socket[bytes] | None = None
 
@@ -40,7 +44,8 @@ class BlockingTransport:
                 return socket.recv_multipart()[-1]
         self._drop_socket()
         raise UnavailableError(
-            f"No reply from the daemon at {self.endpoint} within {wait:g}s.",
+            f"No reply from the daemon at {self.endpoint} within {wait:g}s."
+            + no_reply_hint(self.endpoint),
             code="timeout",
         )
 
@@ -53,10 +58,13 @@ class BlockingTransport:
     def _connected(self) -> zmq.Socket[bytes]:
         if self._socket is None:
             check_reachable(self.endpoint)
+            options = self.security.socket_options(self.endpoint)  # CURVE for tcp://
             if self._context is None:
                 self._context = zmq.Context()
             socket = self._context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
+            for option, value in options:
+                socket.setsockopt(option, value)
             socket.connect(self.endpoint)
             self._socket = socket
         return self._socket

@@ -17,6 +17,7 @@ from assistantd.protocol.errors import UnavailableError
 from assistantd.protocol.events import Snapshot
 
 from .clone import CloneSync, Mirror, TimedOut, WatchEvent
+from .curve import ClientSecurity
 from .discovery import check_reachable
 
 
@@ -45,8 +46,11 @@ class Watch:
         *,
         prefix: str = "",
         start_timeout: float,
+        security: ClientSecurity | None = None,
     ) -> None:
         check_reachable(endpoint)
+        # The keys are found now, so that a missing one is said at once (CURVE for tcp://).
+        self._socket_options = (security or ClientSecurity()).socket_options(endpoint)
         self.endpoint = endpoint
         self._get_snapshot = get_snapshot
         self._clone = CloneSync(prefix, start_timeout=start_timeout)
@@ -117,6 +121,8 @@ class Watch:
         socket = context.socket(zmq.SUB)
         try:
             socket.setsockopt(zmq.LINGER, 0)
+            for option, value in self._socket_options:
+                socket.setsockopt(option, value)
             socket.connect(self.endpoint)
             for prefix in clone.subscriptions:
                 socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())

@@ -108,6 +108,13 @@ class WorkerSupervisor:
         self._closing = False
         state.removal_listeners.append(self._removed)
 
+    def use_settings(self, settings: WorkerSettings) -> None:
+        """Take new settings (a reload): the next starts, stops, invokes and restarts use them;
+        a wait under way keeps its deadline, and a restart count its history."""
+        self.settings = settings
+        for unit in self._units.values():
+            _set_policy(unit.backoff, settings)
+
     # --- commands ------------------------------------------------------------------------------
 
     async def start(self, assistant_id: str, cause: Cause = "request") -> Entry:
@@ -532,6 +539,15 @@ def _error_object(error: BaseException) -> dict[str, Any]:
     if not isinstance(error, AssistantdError):
         error = InternalError("The worker's supervision failed; the daemon's log has why.")
     return error.to_object()
+
+
+def _set_policy(backoff: Backoff, settings: WorkerSettings) -> None:
+    """Give a worker's restart policy new settings; what it counted so far stays."""
+    backoff.initial = settings.backoff_initial
+    backoff.maximum = settings.backoff_max
+    backoff.stable_after = settings.stable_after
+    backoff.limit = settings.restart_limit
+    backoff.window = settings.restart_window
 
 
 def _gave_up(

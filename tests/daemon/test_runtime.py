@@ -124,7 +124,11 @@ def settings(command: str, events: str) -> Settings:
 
 def test_check_endpoints() -> None:
     check_endpoints(settings("ipc:///run/a/command.sock", "ipc:///run/a/events.sock"))
+    # tcp:// passes here; whether it is served with CURVE is security.prepare_tcp's to say.
+    check_endpoints(settings("tcp://127.0.0.1:5555", "ipc:///run/a/events.sock"))
     with pytest.raises(ConfigError, match="--command"):
-        check_endpoints(settings("tcp://127.0.0.1:5555", "ipc:///run/a/events.sock"))
+        check_endpoints(settings("ws://127.0.0.1:5555", "ipc:///run/a/events.sock"))
+    with pytest.raises(ConfigError, match="abstract"):
+        check_endpoints(settings("ipc:///run/a/command.sock", "ipc://@assistantd-events"))
     with pytest.raises(ConfigError, match="--events"):
         check_endpoints(settings("ipc:///run/a/command.sock", "ipc:///" + "e" * 200))
