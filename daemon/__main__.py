@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from . import lean  # noqa: F401 - first: it keeps rich out of the daemon's start
 from .config import ConfigError, Settings, resolve
 from .logs import LEVELS, configure, default_format
 

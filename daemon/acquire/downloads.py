@@ -42,7 +42,6 @@ from ..index import Entry
 from ..state import LiveState
 from ..store import InvalidDefinition
 from .archive import ArchiveError, ArchiveLimits
-from .fetch import FetchError, FetchLimits, fetch
 from .registry import Registered, Registry
 from .settings import AcquireSettings
 from .unpack import unpack
@@ -224,6 +223,10 @@ class Downloads:
     # --- the download ------------------------------------------------------------------------
 
     async def _run(self, assistant_id: str, download: Download) -> None:
+        # aiohttp is imported at the first download, not at start: it is 130 ms of a daemon's
+        # start (a third of it), for something most starts never do.
+        from .fetch import FetchError, FetchLimits, fetch
+
         settings = self.settings
         staging = await asyncio.to_thread(self.store.make_staging, f"download-{assistant_id}")
         error: DownloadError | None = None
