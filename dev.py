@@ -30,9 +30,16 @@ PACKAGES = {
     "daemon": "daemon",
     "client": "clients/python",
     "ctl": "clients/ctl",
+    "http": "clients/http",
     "systemd": "systemd",
 }
-TYPED_STRICT = ["assistantd.protocol", "assistantd.client", "assistantd.ctl", "assistantd.daemon"]
+TYPED_STRICT = [
+    "assistantd.protocol",
+    "assistantd.client",
+    "assistantd.ctl",
+    "assistantd.daemon",
+    "assistantd.http",
+]
 
 
 def step(title: str) -> None:
