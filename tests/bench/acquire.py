@@ -71,6 +71,7 @@ from .common import (
     PYTHON,
     Child,
     Figure,
+    Reported,
     Socket,
     alternate,
     call,
@@ -88,7 +89,6 @@ from .common import (
     zmq_context,
 )
 from .latency import events_endpoint, subscriber, wait_for_welcome
-from .workers import Reported
 
 MiB = 1024 * 1024
 DOWNLOAD_FILES = 16

@@ -69,6 +69,19 @@ class Figure:
         return f"{self.name}: {self.value_text} (target {self.target_text})  {verdict}"
 
 
+@dataclass(frozen=True)
+class Reported(Figure):
+    """A figure printed for what it shows, with no target to meet."""
+
+    @property
+    def met(self) -> bool:
+        return True
+
+    @property
+    def target_text(self) -> str:
+        return "none"
+
+
 def report(figures: Sequence[Figure]) -> None:
     for figure in figures:
         print(f"  => {figure.line()}", flush=True)

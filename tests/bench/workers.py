@@ -52,6 +52,7 @@ from assistantd.daemon.workers.settings import WorkerSettings
 from .common import (
     BENCH_DIR,
     Figure,
+    Reported,
     call,
     command_endpoint,
     connect,
@@ -100,19 +101,6 @@ PAYLOAD: dict[str, Any] = {
 STEP_TIMEOUT = 10.0
 """Seconds for a worker to stop, an invoke to come back, the floor to answer a command: a hang
 fails the benchmark instead of stalling it."""
-
-
-@dataclass(frozen=True)
-class Reported(Figure):
-    """A figure printed for what it shows, with no target to meet."""
-
-    @property
-    def met(self) -> bool:
-        return True
-
-    @property
-    def target_text(self) -> str:
-        return "none"
 
 
 async def alternate(rounds: int, *measures: Callable[[], Awaitable[T]]) -> list[list[T]]:

@@ -7,7 +7,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +158,106 @@ def tree(path: Path) -> dict[str, tuple[int, int, bytes | None]]:
 def write_json(path: Path, document: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, ensure_ascii=False))
+
+
+Event = dict[str, Any]
+"""One event as its JSON frame holds it."""
+
+
+class EventStream:
+    """A SUB socket on every event of a daemon; waits for its own ``daemon.welcome`` first, so
+    nothing the test does afterwards is missed. Heartbeats are left out; every wait has
+    ``timeout`` seconds unless it says otherwise."""
+
+    def __init__(
+        self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, *, timeout: float
+    ) -> None:
+        self.timeout = timeout
+        self.socket = context.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self.socket.subscribe(b"")
+        self.next(
+            lambda event: event["topic"] == "daemon.welcome" and event["subscription"] == "",
+            what="the welcome",
+        )
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+    def receive(self, timeout: float) -> Event:
+        """The next event but a heartbeat; AssertionError if none comes within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.socket.poll(int(left * 1000), zmq.POLLIN):
+                raise AssertionError(f"no event within {timeout}s")
+            topic, body = self.socket.recv_multipart()
+            event: Event = json.loads(body)
+            assert event["topic"] == topic.decode() or event["topic"] == "daemon.welcome", event
+            if event["topic"] != "daemon.heartbeat":
+                return event
+
+    def next(
+        self,
+        wanted: Callable[[Event], bool],
+        *,
+        what: str,
+        seen: Sequence[Event] = (),
+        timeout: float | None = None,
+    ) -> Event:
+        """The first event that is ``wanted``, among ``seen`` (events read already) or else
+        from the stream; the others on the way are dropped."""
+        for event in seen:
+            if wanted(event):
+                return event
+        return self.until(wanted, what=what, timeout=timeout)[-1]
+
+    def until(
+        self,
+        wanted: Callable[[Event], bool],
+        *,
+        what: str,
+        about: str | None = None,
+        timeout: float | None = None,
+    ) -> list[Event]:
+        """The events (of the assistant ``about`` only, if given) up to the first ``wanted``
+        one, that one included."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        seen: list[Event] = []
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                event = self.receive(left) if left > 0 else None
+            except AssertionError:
+                event = None
+            if event is None:
+                raise AssertionError(f"{what} did not come within {timeout}s; saw {seen}")
+            if about is not None and subject(event) != about:
+                continue
+            seen.append(event)
+            if wanted(event):
+                return seen
+
+    def move(self, assistant_id: str, previous: str, now: str) -> list[Event]:
+        """The assistant's events up to its move from ``previous`` to ``now``."""
+        return self.until(
+            lambda event: is_move(event, previous, now),
+            what=f"{assistant_id}: {previous} -> {now}",
+            about=assistant_id,
+        )
+
+
+def subject(event: Event) -> str | None:
+    """The id of the assistant an event is about, if any."""
+    if "assistant" in event:
+        return str(event["assistant"]["id"])
+    return event.get("assistant_id")
+
+
+def is_move(event: Event, previous: str, now: str) -> bool:
+    """Whether ``event`` is the move of an assistant from ``previous`` to ``now``."""
+    if event["topic"] != "assistant.state":
+        return False
+    return bool(event["previous"] == previous and event["assistant"]["state"] == now)

@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import tarfile
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,7 +44,16 @@ from tests.daemon.test_archive import (
     zip_of,
     zip_parent_path,
 )
-from tests.e2e.helpers import exchange, reply_of, request_body, short_tmp, tree
+from tests.e2e.helpers import (
+    Event,
+    EventStream,
+    exchange,
+    reply_of,
+    request_body,
+    short_tmp,
+    subject,
+    tree,
+)
 from tests.e2e.httpserver import HttpServer, http_server
 from tests.e2e.workers import wait_for, write_config
 from tests.utils import DaemonProcess, running_daemon
@@ -54,7 +62,6 @@ EVENT_TIMEOUT = 15.0
 REPLY_TIMEOUT = 15.0
 INSTALL_TIMEOUT = 45.0
 Context = zmq.Context[zmq.Socket[bytes]]
-Event = dict[str, Any]
 Reply = dict[str, Any]
 Files = dict[str, bytes]
 
@@ -83,73 +90,6 @@ long as a test needs one (a megabyte would take minutes)."""
 # ============================================================================================
 # The daemon, its commands and its events
 # ============================================================================================
-
-
-class Events:
-    """A SUB socket on every event of a daemon; waits for its own ``daemon.welcome`` first, so
-    nothing the test does afterwards is missed."""
-
-    def __init__(self, context: Context, endpoint: str) -> None:
-        self.socket = context.socket(zmq.SUB)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
-        self.socket.subscribe(b"")
-        self.until(
-            lambda event: event["topic"] == "daemon.welcome" and event["subscription"] == "",
-            what="the welcome",
-        )
-
-    def close(self) -> None:
-        self.socket.close(linger=0)
-
-    def until(
-        self,
-        wanted: Callable[[Event], bool],
-        *,
-        what: str,
-        about: str | None = None,
-        timeout: float = EVENT_TIMEOUT,
-    ) -> list[Event]:
-        """The events (of the assistant ``about`` only, if given; heartbeats left out) up to the
-        first ``wanted`` one, that one included."""
-        deadline = time.monotonic() + timeout
-        seen: list[Event] = []
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.socket.poll(int(left * 1000), zmq.POLLIN):
-                raise AssertionError(f"{what} did not come within {timeout}s; saw {seen}")
-            _, body = self.socket.recv_multipart()
-            event: Event = json.loads(body)
-            if event["topic"] == "daemon.heartbeat":
-                continue
-            if about is not None and subject(event) != about:
-                continue
-            seen.append(event)
-            if wanted(event):
-                return seen
-
-    def move(self, assistant_id: str, previous: str, now: str) -> list[Event]:
-        """The assistant's events up to its move from ``previous`` to ``now``."""
-        return self.until(
-            lambda event: is_move(event, previous, now),
-            what=f"{assistant_id}: {previous} -> {now}",
-            about=assistant_id,
-        )
-
-
-def subject(event: Event) -> str | None:
-    """The id of the assistant an event is about, if any."""
-    if "assistant" in event:
-        return str(event["assistant"]["id"])
-    return event.get("assistant_id")
-
-
-def is_move(event: Event, previous: str, now: str) -> bool:
-    return bool(
-        event["topic"] == "assistant.state"
-        and event["previous"] == previous
-        and event["assistant"]["state"] == now
-    )
 
 
 def steps(events: list[Event]) -> list[tuple[str, str | None, str]]:
@@ -227,8 +167,12 @@ class Acquiring:
         """The registry file of an assistant registered for download."""
         return self.root / ".downloads" / f"{assistant_id}.json"
 
-    def events(self) -> Events:
-        return Events(self.context, f"ipc://{self.daemon.runtime_dir}/events.sock")
+    def events(self) -> EventStream:
+        return EventStream(
+            self.context,
+            f"ipc://{self.daemon.runtime_dir}/events.sock",
+            timeout=EVENT_TIMEOUT,
+        )
 
 
 def write_acquire_config(path: Path) -> Path:
@@ -281,7 +225,7 @@ def acquiring(context: Context, server: HttpServer) -> Iterator[Acquiring]:
 
 
 @pytest.fixture
-def events(acquiring: Acquiring) -> Iterator[Events]:
+def events(acquiring: Acquiring) -> Iterator[EventStream]:
     """A subscription to every event of the shared daemon, made before the test acts."""
     subscriber = acquiring.events()
     yield subscriber
@@ -296,7 +240,7 @@ def unique(label: str) -> str:
     return f"{label}-{next(_numbers)}"
 
 
-def assert_quiet(acquiring: Acquiring, events: Events, about: str) -> None:
+def assert_quiet(acquiring: Acquiring, events: EventStream, about: str) -> None:
     """No event about ``about`` came: the next state event is one the test makes now."""
     marker = unique("marker")
     acquiring.call("createAssistant", id=marker)
@@ -401,7 +345,7 @@ def redirect_chain(server: HttpServer, path: str, hops: int, target: str) -> str
     return first
 
 
-def wait_ready(acquiring: Acquiring, events: Events, assistant_id: str) -> list[Event]:
+def wait_ready(acquiring: Acquiring, events: EventStream, assistant_id: str) -> list[Event]:
     """The assistant's events up to its move to ``ready``; its staging folder gone too (just
     after that event)."""
     seen = events.move(assistant_id, "downloading", "ready")
@@ -409,7 +353,7 @@ def wait_ready(acquiring: Acquiring, events: Events, assistant_id: str) -> list[
     return seen
 
 
-def wait_failed(acquiring: Acquiring, events: Events, assistant_id: str, code: str) -> Event:
+def wait_failed(acquiring: Acquiring, events: EventStream, assistant_id: str, code: str) -> Event:
     """The move back to ``to_download`` with ``code``, checked with what it leaves: nothing in
     the root, an empty staging area, the record with its error."""
     moved = events.move(assistant_id, "downloading", "to_download")[-1]
@@ -436,7 +380,7 @@ def wait_failed(acquiring: Acquiring, events: Events, assistant_id: str, code: s
     ("kind", "suffix"), [("zip", ".zip"), ("tar.gz", ".tar.gz"), ("tar.gz", ".tgz")]
 )
 def test_an_archive_is_downloaded_whole_with_its_events(
-    acquiring: Acquiring, events: Events, tmp_path: Path, kind: str, suffix: str
+    acquiring: Acquiring, events: EventStream, tmp_path: Path, kind: str, suffix: str
 ) -> None:
     assistant_id = unique("math-tutor")
     files = assistant_files("Math tutor")
@@ -470,7 +414,7 @@ def test_an_archive_is_downloaded_whole_with_its_events(
     assert not acquiring.record(assistant_id).exists()
 
 
-def test_a_bare_assistant_json_is_downloaded(acquiring: Acquiring, events: Events) -> None:
+def test_a_bare_assistant_json_is_downloaded(acquiring: Acquiring, events: EventStream) -> None:
     name = unique("translator")
     body = b'\n  {"name": "Translator", "model": "*"}\n'
     url = acquiring.server.serve(f"/a/{name}/assistant.json", body)
@@ -485,7 +429,7 @@ def test_a_bare_assistant_json_is_downloaded(acquiring: Acquiring, events: Event
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
 def test_a_github_archive_is_unwrapped_and_named_after_its_repository(
-    acquiring: Acquiring, events: Events, tmp_path: Path, kind: str
+    acquiring: Acquiring, events: EventStream, tmp_path: Path, kind: str
 ) -> None:
     repo = unique("jan-assistant")
     files = assistant_files("From GitHub")
@@ -501,7 +445,7 @@ def test_a_github_archive_is_unwrapped_and_named_after_its_repository(
 
 
 def test_progress_comes_at_most_about_ten_times_a_second(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     assistant_id = unique("slow")
     files = assistant_files("Slow") | {"noise.bin": os.urandom(60_000)}
@@ -527,7 +471,7 @@ def test_progress_comes_at_most_about_ten_times_a_second(
 
 
 def test_a_download_with_start_runs_its_worker(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     assistant_id = unique("starts")
     url = acquiring.server.serve(
@@ -552,7 +496,7 @@ def test_a_download_with_start_runs_its_worker(
 
 
 def test_a_redirect_chain_within_the_limit_is_followed(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     assistant_id = unique("moved")
     target = acquiring.server.serve(
@@ -568,7 +512,7 @@ def test_a_redirect_chain_within_the_limit_is_followed(
 
 
 def test_the_right_sha256_installs_and_a_wrong_one_installs_nothing(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     body = packed("tar.gz", assistant_files("Checked"), tmp_path)
     digest = hashlib.sha256(body).hexdigest()
@@ -683,7 +627,7 @@ Serving = Callable[[HttpServer, str, bytes], str]
     ids=lambda value: value.__name__ if callable(value) else value,
 )
 def test_a_failed_download_goes_back_to_to_download_and_leaves_nothing(
-    acquiring: Acquiring, events: Events, tmp_path: Path, serving: Serving, code: str
+    acquiring: Acquiring, events: EventStream, tmp_path: Path, serving: Serving, code: str
 ) -> None:
     assistant_id = unique(serving.__name__.replace("_", "-"))
     body = packed("zip", assistant_files("Never"), tmp_path)
@@ -739,7 +683,7 @@ def test_the_corpus_served_is_large_enough() -> None:
 
 @pytest.mark.parametrize("build", CORPUS, ids=lambda build: build.__name__)
 def test_a_hostile_archive_is_refused_and_nothing_escapes(
-    acquiring: Acquiring, events: Events, tmp_path: Path, build: Builder
+    acquiring: Acquiring, events: EventStream, tmp_path: Path, build: Builder
 ) -> None:
     archives = tmp_path / "archives"
     archives.mkdir()
@@ -770,7 +714,7 @@ def test_a_hostile_archive_is_refused_and_nothing_escapes(
 # ============================================================================================
 
 
-def start_trickle(acquiring: Acquiring, events: Events, assistant_id: str) -> str:
+def start_trickle(acquiring: Acquiring, events: EventStream, assistant_id: str) -> str:
     """A download of ``assistant_id`` under way, its first bytes arrived; its URL path."""
     path = f"/trickle/{assistant_id}.zip"
     url = acquiring.server.serve(path, bytes(1_000_000), **TRICKLE)
@@ -785,7 +729,7 @@ def start_trickle(acquiring: Acquiring, events: Events, assistant_id: str) -> st
 
 
 def test_a_cancelled_download_goes_back_to_to_download(
-    acquiring: Acquiring, events: Events
+    acquiring: Acquiring, events: EventStream
 ) -> None:
     assistant_id = unique("cancelled")
     start_trickle(acquiring, events, assistant_id)
@@ -814,7 +758,7 @@ def test_cancelling_an_assistant_on_disk_is_refused(acquiring: Acquiring) -> Non
 
 
 def test_deleting_a_download_under_way_cancels_and_forgets_it(
-    acquiring: Acquiring, events: Events
+    acquiring: Acquiring, events: EventStream
 ) -> None:
     assistant_id = unique("deleted-downloading")
     start_trickle(acquiring, events, assistant_id)
@@ -836,7 +780,7 @@ def test_deleting_a_download_under_way_cancels_and_forgets_it(
 
 
 def test_a_to_download_assistant_is_deleted_and_downloaded_again(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     gone, again = unique("deleted-to-download"), unique("again")
     for assistant_id in (gone, again):
@@ -860,7 +804,7 @@ def test_a_to_download_assistant_is_deleted_and_downloaded_again(
 
 
 def test_a_to_download_assistant_is_downloaded_again_from_a_new_url(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     assistant_id = unique("moved-away")
     acquiring.call("downloadAssistant", url=acquiring.server.url(f"/moved/{assistant_id}.zip"))
@@ -876,7 +820,9 @@ def test_a_to_download_assistant_is_downloaded_again_from_a_new_url(
     assert acquiring.get(assistant_id)["name"] == "Elsewhere"
 
 
-def test_a_download_under_way_cannot_be_started_twice(acquiring: Acquiring, events: Events) -> None:
+def test_a_download_under_way_cannot_be_started_twice(
+    acquiring: Acquiring, events: EventStream
+) -> None:
     assistant_id = unique("twice")
     start_trickle(acquiring, events, assistant_id)
 
@@ -941,7 +887,7 @@ def test_a_download_cut_by_the_daemon_stopping_is_to_download_after_a_restart(
 
 
 def test_assistant_id_names_the_download(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     chosen = unique("chosen")
     # An id in the downloaded assistant.json renames nothing either.
@@ -959,7 +905,7 @@ def test_assistant_id_names_the_download(
 
 @pytest.mark.parametrize("by", ["url", "assistant_id"])
 def test_a_taken_id_is_refused_before_anything_is_written(
-    acquiring: Acquiring, events: Events, by: str
+    acquiring: Acquiring, events: EventStream, by: str
 ) -> None:
     taken = unique("taken")
     acquiring.call("createAssistant", id=taken)
@@ -1026,7 +972,7 @@ def test_a_malformed_sha256_is_refused(acquiring: Acquiring, sha256: str) -> Non
 
 
 def test_a_download_runs_none_of_its_code_and_a_start_runs_only_its_worker(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     assistant_id = unique("runs-nothing")
     markers = acquiring.base / "markers" / assistant_id
@@ -1120,7 +1066,7 @@ def import_sources(tmp_path: Path, shape: str, name: str) -> tuple[Path, Files]:
 
 @pytest.mark.parametrize("shape", ["folder", "zip", "tar.gz", "assistant.json"])
 def test_an_import_copies_the_assistant_in_and_changes_nothing_at_the_source(
-    acquiring: Acquiring, events: Events, tmp_path: Path, shape: str
+    acquiring: Acquiring, events: EventStream, tmp_path: Path, shape: str
 ) -> None:
     name = unique(f"imported-{shape.replace('.', '-')}")
     source, files = import_sources(tmp_path, shape, name)
@@ -1174,7 +1120,7 @@ def test_an_import_is_named_by_assistant_id_else_its_file_else_its_folder(
 
 
 def test_an_import_of_a_folder_with_a_link_writes_nothing(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     name = unique("linked")
     folder = tmp_path / name
@@ -1275,7 +1221,7 @@ def test_an_export_imported_again_exports_the_same_files(
 
 
 def test_an_export_is_refused_for_a_bad_path_or_an_assistant_not_on_disk(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     existing = tmp_path / "precious.zip"
     existing.write_bytes(b"precious")
@@ -1296,7 +1242,7 @@ def test_an_export_is_refused_for_a_bad_path_or_an_assistant_not_on_disk(
 
 
 def test_a_folder_put_in_by_hand_under_a_downloads_id_wins(
-    acquiring: Acquiring, events: Events, tmp_path: Path
+    acquiring: Acquiring, events: EventStream, tmp_path: Path
 ) -> None:
     assistant_id = unique("handmade")
     # A whole archive, sent slowly (a filler file makes it last): the folder comes first.

@@ -18,7 +18,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,16 @@ from typing import Any
 import pytest
 import zmq
 
-from tests.e2e.helpers import exchange, reply_of, request_body, short_tmp
+from tests.e2e.helpers import (
+    Event,
+    EventStream,
+    exchange,
+    is_move,
+    reply_of,
+    request_body,
+    short_tmp,
+    subject,
+)
 from tests.e2e.workers import (
     all_processes,
     group_members,
@@ -48,7 +57,6 @@ EVENT_TIMEOUT = 20.0
 REPLY_TIMEOUT = 20.0
 INSTALL_TIMEOUT = 40.0
 Context = zmq.Context[zmq.Socket[bytes]]
-Event = dict[str, Any]
 Reply = dict[str, Any]
 
 # ============================================================================================
@@ -159,92 +167,6 @@ def starts_when(flag: Path) -> str:
 # ============================================================================================
 
 
-class Events:
-    """A SUB socket on every event of a daemon; waits for its own ``daemon.welcome`` first, so
-    nothing the test does afterwards is missed."""
-
-    def __init__(self, context: Context, endpoint: str) -> None:
-        self.socket = context.socket(zmq.SUB)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
-        self.socket.subscribe(b"")
-        self.next(
-            lambda event: event["topic"] == "daemon.welcome" and event["subscription"] == "",
-            what="the welcome",
-        )
-
-    def close(self) -> None:
-        self.socket.close(linger=0)
-
-    def receive(self, timeout: float) -> Event:
-        if not self.socket.poll(int(timeout * 1000), zmq.POLLIN):
-            raise AssertionError(f"no event within {timeout}s")
-        topic, body = self.socket.recv_multipart()
-        event: Event = json.loads(body)
-        assert event["topic"] == topic.decode() or event["topic"] == "daemon.welcome", event
-        return event
-
-    def next(
-        self,
-        wanted: Callable[[Event], bool],
-        *,
-        what: str,
-        seen: Sequence[Event] = (),
-        timeout: float = EVENT_TIMEOUT,
-    ) -> Event:
-        """The first event that is ``wanted``, among ``seen`` (events read already) or else
-        from the stream; the others on the way are dropped."""
-        for event in seen:
-            if wanted(event):
-                return event
-        return self.until(wanted, what=what, timeout=timeout)[-1]
-
-    def until(
-        self,
-        wanted: Callable[[Event], bool],
-        *,
-        what: str,
-        about: str | None = None,
-        timeout: float = EVENT_TIMEOUT,
-    ) -> list[Event]:
-        """The events (of the assistant ``about`` only, if given) up to the first ``wanted``
-        one, that one included."""
-        deadline = time.monotonic() + timeout
-        seen: list[Event] = []
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{what} did not come within {timeout}s; saw {seen}")
-            event = self.receive(left)
-            if about is not None and subject(event) != about:
-                continue
-            seen.append(event)
-            if wanted(event):
-                return seen
-
-    def state_change(self, assistant_id: str, previous: str, now: str) -> list[Event]:
-        """The assistant's events up to its move from ``previous`` to ``now``."""
-        return self.until(
-            lambda event: is_move(event, previous, now),
-            what=f"{assistant_id}: {previous} -> {now}",
-            about=assistant_id,
-        )
-
-
-def subject(event: Event) -> str | None:
-    """The id of the assistant an event is about, if any."""
-    if "assistant" in event:
-        return str(event["assistant"]["id"])
-    return event.get("assistant_id")
-
-
-def is_move(event: Event, previous: str, now: str) -> bool:
-    """Whether ``event`` is the move of an assistant from ``previous`` to ``now``."""
-    if event["topic"] != "assistant.state":
-        return False
-    return bool(event["previous"] == previous and event["assistant"]["state"] == now)
-
-
 def topics(events: list[Event]) -> list[str]:
     return [event["topic"] for event in events]
 
@@ -301,8 +223,12 @@ class Served:
         got: Reply = self.call("getAssistant", assistant_id=assistant_id)
         return got
 
-    def events(self) -> Events:
-        return Events(self.context, f"ipc://{self.daemon.runtime_dir}/events.sock")
+    def events(self) -> EventStream:
+        return EventStream(
+            self.context,
+            f"ipc://{self.daemon.runtime_dir}/events.sock",
+            timeout=EVENT_TIMEOUT,
+        )
 
     def running_file(self) -> list[str]:
         """The ids ``.running.json`` holds now (none when there is no such file)."""
@@ -357,7 +283,7 @@ def served(context: Context) -> Iterator[Served]:
 
 
 @pytest.fixture
-def events(served: Served) -> Iterator[Events]:
+def events(served: Served) -> Iterator[EventStream]:
     """A subscription to every event of the shared daemon, made before the test acts."""
     subscriber = served.events()
     yield subscriber
@@ -397,7 +323,7 @@ def own_group(pid: int) -> bool:
 )
 def test_each_kind_of_worker_starts_restarts_and_stops(
     served: Served,
-    events: Events,
+    events: EventStream,
     code: str | None,
     entry: str,
     style: str,
@@ -417,7 +343,7 @@ def test_each_kind_of_worker_starts_restarts_and_stops(
     pid = runtime["pid"]
     assert own_group(pid), "a worker runs in a process group of its own"
     assert assistant_id in served.running_file()
-    seen = events.state_change(assistant_id, "ready", "running")
+    seen = events.move(assistant_id, "ready", "running")
     assert [event for event in seen if event["topic"] == "assistant.state"] == [seen[-1]]
     assert seen[-1]["cause"] == "request"
     assert seen[-1]["error"] is None
@@ -449,11 +375,11 @@ def test_each_kind_of_worker_starts_restarts_and_stops(
     assert restarted["runtime"]["status"] == "up"
     assert new_pid != pid
     assert process_info(pid) is None, "the old worker is gone (and reaped) before the reply"
-    down = events.state_change(assistant_id, "running", "ready")
+    down = events.move(assistant_id, "running", "ready")
     # The second start made no event: the first events after it are the restart's stop.
     assert topics(down) == ["assistant.updated", "worker.exited", "assistant.state"], down
     assert down[0]["assistant"]["runtime"]["status"] == "stopping"
-    up = events.state_change(assistant_id, "ready", "running")
+    up = events.move(assistant_id, "ready", "running")
     assert up[-1]["assistant"]["runtime"]["pid"] == new_pid
 
     stopped = served.stop(assistant_id)
@@ -465,7 +391,7 @@ def test_each_kind_of_worker_starts_restarts_and_stops(
     assert runtime["last_exit"]["stopped_by"] == "disconnect"
     assert process_info(new_pid) is None
     assert assistant_id not in served.running_file()
-    down = events.state_change(assistant_id, "running", "ready")
+    down = events.move(assistant_id, "running", "ready")
     assert down[-1]["cause"] == "request"
     assert down[-1]["error"] is None
     exited = [event for event in down if event["topic"] == "worker.exited"]
@@ -486,7 +412,7 @@ def test_each_kind_of_worker_starts_restarts_and_stops(
 
 
 def test_a_crash_loop_is_restarted_with_backoff_then_given_up_until_started_again(
-    served: Served, events: Events, tmp_path: Path
+    served: Served, events: EventStream, tmp_path: Path
 ) -> None:
     flag = tmp_path / "crash"
     flag.touch()
@@ -541,14 +467,14 @@ def test_a_crash_loop_is_restarted_with_backoff_then_given_up_until_started_agai
 
 
 def test_a_worker_that_exits_0_on_its_own_has_finished_and_is_not_restarted(
-    served: Served, events: Events
+    served: Served, events: EventStream
 ) -> None:
     assistant_id = new_assistant(served, "finishes", FINISHES)
     pid = served.start(assistant_id)["runtime"]["pid"]
-    events.state_change(assistant_id, "ready", "running")
+    events.move(assistant_id, "ready", "running")
 
     served.call("sendToAssistant", assistant_id=assistant_id, message="finish")
-    seen = events.state_change(assistant_id, "running", "ready")
+    seen = events.move(assistant_id, "running", "ready")
     exits = [event for event in seen if event["topic"] == "worker.exited"]
     assert len(exits) == 1, seen
     assert exits[0]["pid"] == pid
@@ -567,7 +493,7 @@ def test_a_worker_that_exits_0_on_its_own_has_finished_and_is_not_restarted(
 
 
 def test_a_worker_that_fails_before_it_is_up_fails_the_start(
-    served: Served, events: Events
+    served: Served, events: EventStream
 ) -> None:
     assistant_id = new_assistant(served, "broken", BROKEN)
 
@@ -620,7 +546,7 @@ def test_a_worker_that_fails_before_it_is_up_fails_the_start(
 )
 def test_a_stop_escalates_until_the_worker_is_gone_and_says_which_step_ended_it(
     served: Served,
-    events: Events,
+    events: EventStream,
     tmp_path: Path,
     make_code: Callable[[Path], str],
     stopped_by: str,
@@ -655,7 +581,7 @@ def test_a_stop_escalates_until_the_worker_is_gone_and_says_which_step_ended_it(
 
 
 def test_a_stop_ends_the_workers_grandchildren_and_leaves_no_zombie(
-    served: Served, events: Events
+    served: Served, events: EventStream
 ) -> None:
     assistant_id = new_assistant(served, "family", SPAWNS_GRANDCHILDREN)
     pid = served.start(assistant_id)["runtime"]["pid"]
@@ -670,7 +596,7 @@ def test_a_stop_ends_the_workers_grandchildren_and_leaves_no_zombie(
 
 
 def test_a_worker_that_crashes_leaves_nothing_behind_when_it_is_restarted(
-    served: Served, events: Events
+    served: Served, events: EventStream
 ) -> None:
     assistant_id = new_assistant(served, "crashing-family", SPAWNS_GRANDCHILDREN)
     pid = served.start(assistant_id)["runtime"]["pid"]
@@ -842,7 +768,7 @@ def test_a_stopped_daemon_stops_every_worker_first_and_its_successor_starts_them
 
 
 def test_deleting_a_running_assistant_stops_its_worker_first(
-    served: Served, events: Events
+    served: Served, events: EventStream
 ) -> None:
     assistant_id = new_assistant(served, "deleted", FORK)
     pid = served.start(assistant_id)["runtime"]["pid"]
@@ -865,7 +791,7 @@ def test_deleting_a_running_assistant_stops_its_worker_first(
 
 
 def test_removing_a_running_assistants_folder_by_hand_stops_its_worker(
-    served: Served, events: Events
+    served: Served, events: EventStream
 ) -> None:
     assistant_id = new_assistant(served, "removed", SPAWNS_GRANDCHILDREN)
     pid = served.start(assistant_id)["runtime"]["pid"]
@@ -903,7 +829,9 @@ USES_GREET = """
 """
 
 
-def test_dependencies_are_installed_before_the_first_start(served: Served, events: Events) -> None:
+def test_dependencies_are_installed_before_the_first_start(
+    served: Served, events: EventStream
+) -> None:
     assistant_id = new_assistant(
         served,
         "installs",
@@ -922,7 +850,7 @@ def test_dependencies_are_installed_before_the_first_start(served: Served, event
     started = served.start(assistant_id, timeout=INSTALL_TIMEOUT)
     assert started["state"] == "running"
     assert (served.root / assistant_id / "node_modules" / "greet" / "index.js").exists()
-    seen = events.state_change(assistant_id, "ready", "running")
+    seen = events.move(assistant_id, "ready", "running")
     installed = [
         event for event in seen if event["topic"] == "worker.log" and event["stream"] == "install"
     ]
@@ -933,7 +861,7 @@ def test_dependencies_are_installed_before_the_first_start(served: Served, event
 
 
 def test_a_dependency_that_cannot_be_installed_fails_the_start(
-    served: Served, events: Events
+    served: Served, events: EventStream
 ) -> None:
     assistant_id = new_assistant(
         served,
@@ -1032,7 +960,7 @@ class Pipelined:
         return found
 
 
-def wait_starting(events: Events, assistant_id: str) -> int:
+def wait_starting(events: EventStream, assistant_id: str) -> int:
     """The pid of the assistant's worker once it has been spawned (and is not up yet)."""
     event = events.next(
         lambda event: (
@@ -1048,7 +976,7 @@ def wait_starting(events: Events, assistant_id: str) -> int:
 
 
 def test_a_start_while_starting_waits_for_the_same_worker(
-    served: Served, events: Events, tmp_path: Path
+    served: Served, events: EventStream, tmp_path: Path
 ) -> None:
     flag = tmp_path / "go"
     assistant_id = new_assistant(served, "slow", starts_when(flag), entry="src/process.mjs")
@@ -1068,7 +996,7 @@ def test_a_start_while_starting_waits_for_the_same_worker(
 
 
 def test_a_stop_while_starting_fails_the_start_and_ends_the_worker(
-    served: Served, events: Events, tmp_path: Path
+    served: Served, events: EventStream, tmp_path: Path
 ) -> None:
     flag = tmp_path / "never"
     assistant_id = new_assistant(
