@@ -6,13 +6,17 @@
 
 Setting up needs only Python >= 3.11 (and Node >= 18 for the Node parts): it makes `.venv/`
 here and installs the project into it, editable, with its test tools. It is skipped when
-pyproject.toml has not changed since the last time.
+pyproject.toml has not changed since the last time. For `test` it also installs the Node
+client's packages (`npm ci`, again when its package-lock.json changes) and generates its types
+from the protocol.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -33,6 +37,11 @@ PACKAGES = {
     "http": "clients/http",
     "systemd": "systemd",
 }
+NODE_CLIENT = HERE / "clients" / "node"
+NODE_STAMP = NODE_CLIENT / "node_modules" / ".assistantd-setup"
+# Listed here rather than left to `node --test DIR`: Node 18 takes no glob, and given a folder
+# it would also run the helpers in test/support/ as test files.
+NODE_TESTS = ["test/**/*.test.js", "test/**/*.test.mjs"]
 TYPED_STRICT = [
     "assistantd.protocol",
     "assistantd.client",
@@ -47,7 +56,8 @@ def step(title: str) -> None:
 
 
 def run(*command: str | Path, **kwargs: object) -> None:
-    result = subprocess.run([str(part) for part in command], cwd=HERE, check=False, **kwargs)  # type: ignore[call-overload]
+    kwargs.setdefault("cwd", HERE)
+    result = subprocess.run([str(part) for part in command], check=False, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
         sys.exit(result.returncode)
 
@@ -73,6 +83,25 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
+def node_env() -> dict[str, str]:
+    """The Node client's scripts and tests run the daemon and the schema with the venv's Python."""
+    return {**os.environ, "ASSISTANTD_PYTHON": str(BIN / "python")}
+
+
+def setup_node() -> None:
+    """The Node client's packages (once, and again when package-lock.json changes; npm runs no
+    install scripts: zeromq's tarball carries its prebuilt binaries), and its protocol types."""
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            sys.exit(f"the Node client needs {tool} (Node >= 18) on the PATH")
+    wanted = hashlib.sha256((NODE_CLIENT / "package-lock.json").read_bytes()).hexdigest()
+    if not (NODE_STAMP.exists() and NODE_STAMP.read_text() == wanted):
+        step("npm ci in clients/node/ (once, and again when package-lock.json changes)")
+        run("npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", cwd=NODE_CLIENT)
+        NODE_STAMP.write_text(wanted)
+    run("npm", "run", "--silent", "generate-types", cwd=NODE_CLIENT, env=node_env())
+
+
 def test(pytest_args: list[str]) -> None:
     step("ruff (lint and format)")
     run(BIN / "ruff", "check", ".")
@@ -82,6 +111,17 @@ def test(pytest_args: list[str]) -> None:
     run(BIN / "mypy", *modules, env={**os.environ, "MYPYPATH": str(TYPECHECK_TREE)})
     step("pytest")
     run(BIN / "python", "-m", "pytest", *pytest_args)
+    step("node client: tsc (types and checkJs)")
+    run("npm", "run", "--silent", "typecheck", cwd=NODE_CLIENT)
+    step("node client: node --test")
+    files = sorted(
+        {
+            os.path.relpath(found, NODE_CLIENT)
+            for pattern in NODE_TESTS
+            for found in glob.glob(str(NODE_CLIENT / pattern), recursive=True)
+        }
+    )
+    run("node", "--test", *files, cwd=NODE_CLIENT, env=node_env())
 
 
 def main(argv: list[str]) -> None:
@@ -89,6 +129,8 @@ def main(argv: list[str]) -> None:
         sys.exit(__doc__)
     action, rest = argv[0], argv[1:]
     setup()
+    if action in ("test", "setup"):
+        setup_node()
     if action == "run":
         os.execv(BIN / "assistantd", [str(BIN / "assistantd"), *rest])
     elif action == "test":

@@ -1,0 +1,21 @@
+'use strict';
+// The package's CommonJS entry point: `require('assistantd-client')`.
+
+const { AssistantdClient } = require('./client');
+const { commandEndpoint, eventsEndpoint } = require('./discovery');
+const errors = require('./errors');
+
+module.exports = {
+  AssistantdClient,
+  ...errors,
+  commandEndpoint,
+  eventsEndpoint,
+  /**
+   * The event mirror `client.watch()` returns; loaded when first asked for, so that a program
+   * that only sends commands never loads it.
+   * @returns {typeof import('./watch').Watch}
+   */
+  get Watch() {
+    return require('./watch').Watch;
+  },
+};
