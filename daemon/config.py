@@ -69,6 +69,9 @@ _TABLES: dict[str, type[WorkerSettings] | type[AcquireSettings]] = {
 }
 """The tables of the config file, each its own settings."""
 
+_GATEWAY_TABLE = "http"
+"""The table that ``assistantd-http`` reads from the same file (``assistantd.http.settings``)."""
+
 _KEYS = {each.name for each in fields(Settings)} - set(_TABLES)
 _FLAGS = {"insecure_tcp"}
 """The keys that take true or false (the others take strings)."""
@@ -84,6 +87,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == _GATEWAY_TABLE:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config file {path}: {key!r} must be a table ([{key}])")
+            continue  # assistantd-http's own settings, checked by it
         if key in _TABLES:
             if not isinstance(value, dict):
                 raise ConfigError(f"config file {path}: {key!r} must be a table ([{key}])")

@@ -3,49 +3,145 @@
 Each route is one daemon method: the path's id, the query and the JSON body become its params,
 its result is the response body, and its error is the response's status (the error's
 ``status``) and body (``{"error": {message, type, param, code}}``, OpenAI's shape).
+
+Every method's result is already the exact body OpenAI (or Jan's spec) answers with — the
+assistant object, the ``list`` page, the ``assistant.deleted`` object — so the result goes out
+as the bytes the daemon sent (see :mod:`.link`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
-from collections.abc import Awaitable, Callable
+import urllib.parse
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+import msgspec
 
-from assistantd.client.aio import AsyncClient
 from assistantd.protocol.errors import AssistantdError
 
+from .access import ALLOWED_METHODS, Access, Refusal, is_preflight, preflight_headers
+from .link import DaemonLink, Outcome
+from .server import Request, Respond, Response, Streaming
 from .sse import EventHub
 
-CLIENT: web.AppKey[AsyncClient] = web.AppKey("client", AsyncClient)
-HUB: web.AppKey[EventHub] = web.AppKey("hub", EventHub)
-TOKEN: web.AppKey[str | None] = web.AppKey("token")
-HEARTBEAT: web.AppKey[float] = web.AppKey("heartbeat", float)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# (HTTP method, path, daemon method, whether the body's fields are params). The fixed paths
-# stand before `{assistant_id}`, which would match them too.
-ROUTES: list[tuple[str, str, str, bool]] = [
-    ("GET", "/v1/assistants", "listAssistants", False),
-    ("POST", "/v1/assistants", "createAssistant", True),
-    ("POST", "/v1/assistants/download", "downloadAssistant", True),
-    ("POST", "/v1/assistants/import", "importAssistant", True),
-    ("GET", "/v1/assistants/{assistant_id}", "getAssistant", False),
-    ("POST", "/v1/assistants/{assistant_id}", "modifyAssistant", True),
-    ("DELETE", "/v1/assistants/{assistant_id}", "deleteAssistant", False),
-    ("POST", "/v1/assistants/{assistant_id}/start", "startAssistant", False),
-    ("POST", "/v1/assistants/{assistant_id}/stop", "stopAssistant", False),
-    ("POST", "/v1/assistants/{assistant_id}/restart", "restartAssistant", False),
-    ("POST", "/v1/assistants/{assistant_id}/invoke", "invokeAssistant", True),
-    ("POST", "/v1/assistants/{assistant_id}/send", "sendToAssistant", True),
-    ("POST", "/v1/assistants/{assistant_id}/cancel", "cancelDownload", False),
-    ("POST", "/v1/assistants/{assistant_id}/export", "exportAssistant", True),
-    ("GET", "/v1/snapshot", "getSnapshot", False),
+SSE_HEADERS = [
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),  # no proxy should hold the stream back
 ]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    """The daemon method; empty for the event stream."""
+    takes_body: bool = False
+
+
+EVENTS = Route("")
+# The fixed paths, then the ones under /v1/assistants/{assistant_id}.
+FIXED: dict[str, dict[str, Route]] = {
+    "/v1/assistants": {
+        "GET": Route("listAssistants"),
+        "POST": Route("createAssistant", takes_body=True),
+    },
+    "/v1/snapshot": {"GET": Route("getSnapshot")},
+    "/v1/events": {"GET": EVENTS},
+}
+COLLECTION_ACTIONS = {
+    "download": Route("downloadAssistant", takes_body=True),
+    "import": Route("importAssistant", takes_body=True),
+}
+"""``POST /v1/assistants/<name>``: these names are actions, not ids (a GET still reads the
+assistant of that id)."""
+ITEM: dict[str, Route] = {
+    "GET": Route("getAssistant"),
+    "POST": Route("modifyAssistant", takes_body=True),
+    "DELETE": Route("deleteAssistant"),
+}
+ITEM_ACTIONS: dict[str, Route] = {
+    "start": Route("startAssistant"),
+    "stop": Route("stopAssistant"),
+    "restart": Route("restartAssistant"),
+    "invoke": Route("invokeAssistant", takes_body=True),
+    "send": Route("sendToAssistant", takes_body=True),
+    "cancel": Route("cancelDownload"),
+    "export": Route("exportAssistant", takes_body=True),
+}
+PREFIX = "/v1/assistants/"
+
+
+def find_routes(method: str, path: str) -> tuple[dict[str, Route] | None, str | None]:
+    """The routes at ``path`` by HTTP method (None: no such URL), and the assistant id in it.
+
+    >>> routes, assistant_id = find_routes("GET", "/v1/assistants/my%20one")
+    >>> routes["GET"].method, assistant_id
+    ('getAssistant', 'my one')
+    >>> find_routes("POST", "/v1/assistants/download")[0]["POST"].method
+    'downloadAssistant'
+    >>> find_routes("GET", "/v1/assistants/download")[1]
+    'download'
+    >>> find_routes("GET", "/v1/threads"), find_routes("GET", "/v1/assistants/a/b/c")
+    ((None, None), (None, None))
+    """
+    fixed = FIXED.get(path)
+    if fixed is not None:
+        return fixed, None
+    if not path.startswith(PREFIX):
+        return None, None
+    segments = path[len(PREFIX) :].split("/")
+    if not segments[0] or len(segments) > 2:
+        return None, None
+    if len(segments) == 1 and method == "POST" and segments[0] in COLLECTION_ACTIONS:
+        return {"POST": COLLECTION_ACTIONS[segments[0]]}, None
+    assistant_id = urllib.parse.unquote(segments[0])
+    if len(segments) == 1:
+        return ITEM, assistant_id
+    action = ITEM_ACTIONS.get(segments[1])
+    return ({"POST": action}, assistant_id) if action is not None else (None, None)
+
+
+class BadParams(Exception):
+    def __init__(self, message: str, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
+
+def body_params(body: bytes) -> dict[str, Any]:
+    """The JSON object of the body (an empty body is ``{}``); :class:`BadParams` otherwise.
+
+    >>> body_params(b'{"name": "x"}'), body_params(b" ")
+    ({'name': 'x'}, {})
+    """
+    if not body.strip():
+        return {}
+    try:
+        params = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadParams(f"The body is not valid JSON: {exc}", "invalid_json") from None
+    if not isinstance(params, dict):
+        raise BadParams("The body must be a JSON object.", "invalid_type")
+    return params
+
+
+def query_params(query: str) -> dict[str, Any]:
+    """The query as params: ``limit`` a number, the rest strings (the daemon checks them all,
+    and refuses the ones it does not take).
+
+    >>> query_params("limit=2&order=asc&after=asst_1")
+    {'limit': 2, 'order': 'asc', 'after': 'asst_1'}
+    """
+    if not query:
+        return {}
+    params: dict[str, Any] = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    if "limit" in params:
+        try:
+            params["limit"] = int(params["limit"])
+        except ValueError:
+            raise BadParams("limit must be an integer.", "invalid_type", "limit") from None
+    return params
 
 
 def error_response(
@@ -55,150 +151,124 @@ def error_response(
     type: str = "invalid_request_error",
     code: str | None = None,
     param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
+    headers: list[tuple[str, str]] | None = None,
+) -> Response:
     """An error as OpenAI sends one."""
     error = {"message": message, "type": type, "param": param, "code": code}
-    return web.json_response({"error": error}, status=status, headers=headers)
+    return Response(status, msgspec.json.encode({"error": error}), headers or [])
 
 
-def daemon_error_response(exc: AssistantdError) -> web.Response:
+def daemon_error_response(exc: AssistantdError, headers: list[tuple[str, str]]) -> Response:
     """The daemon's error, with its status; ``details`` stays when the daemon gave some."""
     error = exc.to_object()
     status = error.pop("status", 500)
-    return web.json_response({"error": error}, status=status)
+    return Response(status, msgspec.json.encode({"error": error}), headers)
 
 
-async def body_params(request: web.Request) -> dict[str, Any]:
-    """The JSON object of the body (an empty body is ``{}``); :class:`BadBody` otherwise."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise BadBody(f"The body is not valid JSON: {exc}", "invalid_json") from None
-    if not isinstance(body, dict):
-        raise BadBody("The body must be a JSON object.", "invalid_type")
-    return body
+class Gateway:
+    """The gateway's answers to requests (:class:`~.server.Application`)."""
 
+    def __init__(
+        self, link: DaemonLink, hub: EventHub, access: Access, *, heartbeat: float = 15.0
+    ) -> None:
+        self.link = link
+        self.hub = hub
+        self.access = access
+        self.heartbeat = heartbeat
 
-class BadBody(Exception):
-    def __init__(self, message: str, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.param = param
-
-
-def query_params(request: web.Request) -> dict[str, Any]:
-    """The query as params: ``limit`` a number, the rest strings (the daemon checks them
-    all, and refuses the ones it does not take)."""
-    params: dict[str, Any] = dict(request.query)
-    if "limit" in params:
+    def handle(self, request: Request, respond: Respond) -> None:
+        headers = request.headers
+        cors = self.access.cors(headers)
+        refusal = self.access.refusal(request.method, headers, request.repeated)
+        if refusal is not None:
+            respond(self._refused(refusal, cors))
+            return
+        if request.method == "OPTIONS":
+            if is_preflight(request.method, headers):
+                respond(Response(204, b"", cors + preflight_headers(headers), None))
+            else:
+                respond(Response(204, b"", [*cors, ("Allow", ALLOWED_METHODS)], None))
+            return
+        routes, assistant_id = find_routes(request.method, request.path)
+        if routes is None:
+            respond(
+                error_response(
+                    404,
+                    f"Unknown request URL: {request.method} {request.path}.",
+                    code="unknown_url",
+                    headers=cors,
+                )
+            )
+            return
+        route = routes.get(request.method)
+        if route is None:
+            allowed = ", ".join(routes)
+            respond(
+                error_response(
+                    405,
+                    f"{request.method} is not allowed on {request.path} (allowed: {allowed}).",
+                    code="method_not_allowed",
+                    headers=[*cors, ("Allow", allowed)],
+                )
+            )
+            return
+        if route is EVENTS:
+            respond(self._events(request, cors))
+            return
         try:
-            params["limit"] = int(params["limit"])
-        except ValueError:
-            raise BadBody("limit must be an integer.", "invalid_type", "limit") from None
-    return params
+            params = body_params(request.body) if route.takes_body else query_params(request.query)
+        except BadParams as exc:
+            respond(error_response(400, str(exc), code=exc.code, param=exc.param, headers=cors))
+            return
+        if assistant_id is not None:
+            params["assistant_id"] = assistant_id
 
+        def reply(outcome: Outcome) -> None:
+            if isinstance(outcome, AssistantdError):
+                respond(daemon_error_response(outcome, cors))
+            else:
+                respond(Response(200, outcome, cors))
 
-def command_handler(method: str, takes_body: bool) -> Handler:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        try:
-            params = await body_params(request) if takes_body else query_params(request)
-        except BadBody as exc:
-            return error_response(400, str(exc), code=exc.code, param=exc.param)
-        if "assistant_id" in request.match_info:
-            params["assistant_id"] = request.match_info["assistant_id"]
-        try:
-            result = await request.app[CLIENT].request(method, params)
-        except AssistantdError as exc:
-            return daemon_error_response(exc)
-        return web.json_response(result)
+        self.link.send(route.method, params, reply)
 
-    return handle
+    def refusal(
+        self, headers: dict[str, str] | None, status: int, message: str, code: str
+    ) -> Response:
+        cors = self.access.cors(headers) if headers is not None else [("Vary", "Origin")]
+        error_type = "server_error" if status >= 500 else "invalid_request_error"
+        return error_response(status, message, type=error_type, code=code, headers=cors)
 
-
-async def events(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/events``: the event stream as Server-Sent Events (see :mod:`.sse`)."""
-    hub = request.app[HUB]
-    subscriber = hub.subscribe(
-        request.query.get("prefix", ""), request.headers.get("Last-Event-ID")
-    )
-    try:
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",  # no proxy should hold the stream back
-            }
+    @staticmethod
+    def _refused(refusal: Refusal, cors: list[tuple[str, str]]) -> Response:
+        return error_response(
+            refusal.status,
+            refusal.message,
+            code=refusal.code,
+            headers=[*cors, *refusal.headers],
         )
-        await response.prepare(request)
-        await response.write(b": assistantd events\n\n")
-        heartbeat = request.app[HEARTBEAT]
-        while True:
-            try:
-                chunk = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
-            except TimeoutError:
-                chunk = b": heartbeat\n\n"
-            if chunk is None:
-                break
-            await response.write(chunk)
-        return response
-    finally:
-        hub.unsubscribe(subscriber)
 
+    def _events(self, request: Request, cors: list[tuple[str, str]]) -> Streaming:
+        """``GET /v1/events``: the event stream as Server-Sent Events (see :mod:`.sse`)."""
+        query = dict(urllib.parse.parse_qsl(request.query))
+        chunks = self._event_chunks(query.get("prefix", ""), request.headers.get("last-event-id"))
+        return Streaming(chunks, [*cors, *SSE_HEADERS])
 
-@web.middleware
-async def openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer token check, and aiohttp's own errors (404, 405, 413) in OpenAI's shape."""
-    token = request.app[TOKEN]
-    if token is not None:
-        given = request.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            value.strip().encode(), token.encode()
-        ):
-            return error_response(
-                401,
-                "Missing or wrong API key: send 'Authorization: Bearer <token>'.",
-                code="invalid_api_key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        if exc.status == 404:
-            return error_response(
-                404, f"Unknown request URL: {request.method} {request.path}.", code="unknown_url"
-            )
-        if exc.status == 405:
-            allowed = exc.headers.get("Allow", "")
-            return error_response(
-                405,
-                f"{request.method} is not allowed on {request.path} (allowed: {allowed}).",
-                code="method_not_allowed",
-                headers={"Allow": allowed},
-            )
-        return error_response(exc.status, exc.reason, code=None)
-
-
-def make_app(
-    client: AsyncClient, hub: EventHub, *, token: str | None, heartbeat: float = 15.0
-) -> web.Application:
-    app = web.Application(middlewares=[openai_errors], client_max_size=8 * 1024 * 1024)
-    app[CLIENT] = client
-    app[HUB] = hub
-    app[TOKEN] = token
-    app[HEARTBEAT] = heartbeat
-    for http_method, path, method, takes_body in ROUTES:
-        app.router.add_route(http_method, path, command_handler(method, takes_body))
-    app.router.add_get("/v1/events", events)
-
-    async def on_shutdown(app: web.Application) -> None:
-        await hub.close()  # ends every SSE stream, so that the server can stop
-
-    app.on_shutdown.append(on_shutdown)
-    return app
+    async def _event_chunks(
+        self, prefix: str, last_event_id: str | None
+    ) -> AsyncGenerator[bytes, None]:
+        # Subscribed at the first chunk, which the server asks for as soon as it has the
+        # response (with no await between): a generator never started would never unsubscribe.
+        subscriber = self.hub.subscribe(prefix, last_event_id)
+        try:
+            yield b": assistantd events\n\n"
+            while True:
+                try:
+                    async with asyncio.timeout(self.heartbeat):
+                        chunk = await subscriber.queue.get()
+                except TimeoutError:
+                    chunk = b": heartbeat\n\n"
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            self.hub.unsubscribe(subscriber)

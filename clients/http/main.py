@@ -1,35 +1,37 @@
-"""The ``assistantd-http`` command: options, the bind check, and the server's life."""
+"""The ``assistantd-http`` command: options, settings, and the server's life."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
-import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from aiohttp import web
-
-from assistantd.client.aio import AsyncClient
 from assistantd.client.curve import ClientSecurity
-from assistantd.client.discovery import events_endpoint
+from assistantd.client.discovery import command_endpoint, events_endpoint
 from assistantd.client.sync import DEFAULT_TIMEOUT
 
-from .app import make_app
+from .access import Access, Origins
+from .app import Gateway
+from .link import open_link
+from .server import HttpServer
+from .settings import DEFAULT_LISTEN, TOKEN_ENV, GatewaySettings, SettingsError, resolve
 from .sse import EventHub
 
-DEFAULT_LISTEN = "127.0.0.1:1337"  # Jan's API port
-TOKEN_ENV = "ASSISTANTD_HTTP_TOKEN"
 EXIT_USAGE = 2
+SHUTDOWN_GRACE = 2.0
+"""Seconds the responses under way get to finish when the gateway stops."""
 
 EPILOG = f"""\
 The daemon is found like assistantctl finds it: --command, else command.sock in --runtime-dir,
 $ASSISTANTD_RUNTIME_DIR, $XDG_RUNTIME_DIR/assistantd, or /tmp/assistantd-$UID.
-Only loopback addresses are served unless --allow-remote is given; then every request needs
-'Authorization: Bearer <token>', the token read from --token-file or ${TOKEN_ENV}.
+Settings also come from the [http] table of assistantd's config file (listen, allow-remote,
+token or token-file, cors-origins); options win over it.
+Only loopback addresses are served unless --allow-remote, which needs a token. With a token
+(--token-file, ${TOKEN_ENV} or the config file) every request needs
+'Authorization: Bearer <token>'. Browsers are served for the loopback origins only
+(http://localhost, 127.0.0.1 and [::1], any port) unless --cors-origin names others.
 """
 
 
@@ -44,18 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
-        default=DEFAULT_LISTEN,
         help=f"where to serve (default {DEFAULT_LISTEN}; port 0 picks a free one)",
     )
     parser.add_argument(
         "--allow-remote",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         help="allow a non-loopback HOST; requires a bearer token",
     )
     parser.add_argument(
         "--token-file",
         metavar="FILE",
-        help=f"the bearer token every request must carry (default: ${TOKEN_ENV} if set)",
+        help=f"the bearer token every request must carry (else ${TOKEN_ENV}, else the config "
+        "file's); the file must not be readable by others",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        metavar="ORIGIN",
+        action="append",
+        help="a browser origin to serve, such as http://localhost:5173 or app://my-app "
+        "(':*' for any port); repeatable; replaces the default loopback origins",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="assistantd's config file, for its [http] table (default: "
+        "$XDG_CONFIG_HOME/assistantd/config.toml, when it exists)",
     )
     parser.add_argument("--runtime-dir", metavar="PATH", help="the daemon's runtime dir")
     parser.add_argument(
@@ -90,103 +105,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as ``(host, port)``.
-
-    >>> parse_listen("127.0.0.1:1337"), parse_listen("[::1]:8080")
-    (('127.0.0.1', 1337), ('::1', 8080))
-    """
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--listen wants HOST:PORT, not {value!r}")
-    return host.removeprefix("[").removesuffix("]"), int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only.
-
-    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "example.org")]
-    [True, True, True, False, False]
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name other than localhost may resolve to anything
-
-
-def read_token(token_file: str | None) -> str | None:
-    """The bearer token from ``token_file``, else the environment; None when neither."""
-    if token_file is not None:
-        token = Path(token_file).read_text().strip()
-        if not token:
-            raise ValueError(f"the token file {token_file} is empty")
-        return token
-    return os.environ.get(TOKEN_ENV) or None
-
-
-async def serve(args: argparse.Namespace, host: str, port: int, token: str | None) -> None:
+async def serve(args: argparse.Namespace, settings: GatewaySettings) -> None:
     security = ClientSecurity(insecure_tcp=args.insecure_tcp)
-    client = AsyncClient(
-        command=args.command,
-        events=args.events,
-        runtime_dir=args.runtime_dir,
-        timeout=args.timeout,
-        insecure_tcp=args.insecure_tcp,
-    )
+    endpoint = command_endpoint(command=args.command, runtime_dir=args.runtime_dir)
+    link = open_link(endpoint, args.timeout, security)
     hub = EventHub(events_endpoint(events=args.events, runtime_dir=args.runtime_dir), security)
     hub.start()
-    app = make_app(client, hub, token=token, heartbeat=args.heartbeat)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
+    access = Access(
+        Origins(settings.cors_origins), settings.token, check_host=not settings.allow_remote
+    )
+    server = HttpServer(Gateway(link, hub, access, heartbeat=args.heartbeat))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        for address in runner.addresses:
-            bound_host, bound_port = address[0], address[1]
+        for bound_host, bound_port in await server.listen(settings.host, settings.port):
             shown = f"[{bound_host}]" if ":" in bound_host else bound_host
             print(
                 f"assistantd-http: serving http://{shown}:{bound_port}/v1 for the daemon at "
-                f"{client.endpoint}",
+                f"{endpoint}",
                 file=sys.stderr,
                 flush=True,
             )
         await stop.wait()
     finally:
-        await runner.cleanup()
-        await hub.close()
-        await client.close()
+        await hub.close()  # ends every SSE stream first, so that their connections close
+        await server.stop(SHUTDOWN_GRACE)
+        await link.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        host, port = parse_listen(args.listen)
-        token = read_token(args.token_file)
-    except (ValueError, OSError) as exc:
+        settings = resolve(args)
+    except SettingsError as exc:
         parser.exit(EXIT_USAGE, f"assistantd-http: {exc}\n")
-    if not is_loopback(host):
-        if not args.allow_remote:
-            parser.exit(
-                EXIT_USAGE,
-                f"assistantd-http: refusing to serve on {host}, which is not a loopback "
-                f"address: anyone who can reach it could use the daemon. Pass --allow-remote "
-                f"(with --token-file or ${TOKEN_ENV}) to do it anyway.\n",
-            )
-        if token is None:
-            parser.exit(
-                EXIT_USAGE,
-                f"assistantd-http: --allow-remote needs a bearer token: --token-file FILE or "
-                f"${TOKEN_ENV}.\n",
-            )
     try:
-        asyncio.run(serve(args, host, port, token))
+        asyncio.run(serve(args, settings))
     except OSError as exc:  # the address is taken, or cannot be bound
-        print(f"assistantd-http: cannot serve on {args.listen}: {exc}", file=sys.stderr)
+        print(
+            f"assistantd-http: cannot serve on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
         sys.exit(1)

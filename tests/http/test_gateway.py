@@ -9,15 +9,7 @@ from __future__ import annotations
 import asyncio
 import doctest
 import json
-import queue
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,68 +20,16 @@ import pytest
 
 from assistantd.client import Client
 from assistantd.client.curve import ClientSecurity
-from assistantd.http import main, sse
+from assistantd.http import access, app, main, server, settings, sse
+from tests.http.helpers import (
+    Gateway,
+    assert_openai_error,
+    http,
+    http_full,
+    run_gateway_to_exit,
+    running_gateway,
+)
 from tests.utils import DaemonProcess, running_daemon, short_dir
-
-START_TIMEOUT = 20.0
-OPENAI_ERROR_KEYS = {"message", "type", "param", "code"}
-
-
-@dataclass
-class Gateway:
-    process: subprocess.Popen[str]
-    url: str
-    """The API's base URL, ``http://127.0.0.1:PORT/v1``."""
-
-
-def gateway_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "assistantd.http", *args]
-
-
-@contextmanager
-def running_gateway(
-    runtime_dir: Path, *args: str, listen: str = "127.0.0.1:0"
-) -> Iterator[Gateway]:
-    """Start ``assistantd-http`` for the daemon in ``runtime_dir`` on a free port; wait until it
-    says where it serves; stop it on the way out."""
-    process = subprocess.Popen(
-        gateway_command("--runtime-dir", str(runtime_dir), "--listen", listen, *args),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def collect() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.put(line)
-        lines.put(None)
-
-    reader = threading.Thread(target=collect, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            assert line is not None, f"the gateway exited with {process.wait()}"
-            if "serving " in line:
-                url = line.split("serving ", 1)[1].split()[0]
-                break
-        # A client of the gateway reaches it on loopback whatever address it serves.
-        port = url.rsplit(":", 1)[1].split("/")[0]
-        yield Gateway(process, f"http://127.0.0.1:{port}/v1")
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(5)
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 @pytest.fixture
@@ -98,38 +38,10 @@ def gateway(daemon: DaemonProcess) -> Iterator[Gateway]:
         yield running
 
 
-def http(
-    method: str,
-    url: str,
-    body: Any = None,
-    *,
-    headers: dict[str, str] | None = None,
-    raw: bytes | None = None,
-) -> tuple[int, Any]:
-    """One request, as curl would send it; the status and the JSON body (errors included)."""
-    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read())
-
-
-def assert_openai_error(body: Any, code: str | None) -> None:
-    """``body`` is an error exactly as OpenAI shapes one."""
-    assert set(body) == {"error"}
-    assert OPENAI_ERROR_KEYS <= set(body["error"]) <= OPENAI_ERROR_KEYS | {"details"}
-    assert body["error"]["code"] == code
-
-
 def test_the_gateway_modules_examples() -> None:
     # pytest cannot collect clients/http itself for --doctest-modules: from the repository
     # the folder's name would be the standard library's `http`.
-    for module in (sse, main):
+    for module in (sse, main, settings, access, app, server):
         failed, _ = doctest.testmod(module)
         assert failed == 0, module.__name__
 
@@ -485,51 +397,54 @@ def test_the_gateway_replays_only_what_it_holds_without_a_gap(
     assert queued(hub.subscribe("", "e1:17")) == [second]
 
 
-# --- (d) binds and tokens -------------------------------------------------------------------
+# --- (d) binds and tokens (the settings themselves: test_settings.py) -------------------
 
 
 def test_a_non_loopback_bind_is_refused_without_allow_remote(daemon: DaemonProcess) -> None:
-    refused = subprocess.run(
-        gateway_command("--runtime-dir", str(daemon.runtime_dir), "--listen", "0.0.0.0:0"),
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    where = ("--runtime-dir", str(daemon.runtime_dir), "--listen", "0.0.0.0:0")
+    refused = run_gateway_to_exit(*where)
     assert refused.returncode == 2
     assert "--allow-remote" in refused.stderr
-    tokenless = subprocess.run(
-        gateway_command(
-            "--runtime-dir", str(daemon.runtime_dir), "--listen", "0.0.0.0:0", "--allow-remote"
-        ),
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    tokenless = run_gateway_to_exit(*where, "--allow-remote")
     assert tokenless.returncode == 2
-    assert "token" in tokenless.stderr
+    assert "needs a bearer token" in tokenless.stderr
 
 
 def test_a_remote_bind_needs_the_bearer_token(daemon: DaemonProcess, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
+    token_file.chmod(0o600)
     with running_gateway(
         daemon.runtime_dir, "--allow-remote", "--token-file", str(token_file), listen="0.0.0.0:0"
     ) as gateway:
-        status, body = http("GET", f"{gateway.url}/assistants")
-        assert status == 401
-        assert_openai_error(body, "invalid_api_key")
-        status, body = http(
-            "GET", f"{gateway.url}/assistants", headers={"Authorization": "Bearer wrong"}
-        )
-        assert status == 401
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
+            status, response_headers, body = http_full(
+                "GET", f"{gateway.url}/assistants", headers=headers
+            )
+            assert status == 401, headers
+            assert_openai_error(body, "invalid_api_key")
+            assert response_headers["WWW-Authenticate"] == "Bearer"
         status, body = http("GET", f"{gateway.url}/events", headers={"Authorization": "x"})
         assert status == 401
         good = {"Authorization": "Bearer s3cret-token"}
         status, page = http("GET", f"{gateway.url}/assistants", headers=good)
         assert (status, [a["id"] for a in page["data"]]) == (200, ["jan"])
+        # Served on every address: a Host that is not loopback is no DNS rebinding here.
+        status, _ = http(
+            "GET", f"{gateway.url}/assistants", headers={**good, "Host": "gateway.example"}
+        )
+        assert status == 200
         client = openai.OpenAI(base_url=gateway.url, api_key="s3cret-token", max_retries=0)
         with pytest.warns(DeprecationWarning, match="^deprecated$"):
             assert client.beta.assistants.retrieve("jan").name == "Jan"
+
+
+def test_a_token_file_others_can_read_is_refused(daemon: DaemonProcess, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    token_file.chmod(0o644)
+    refused = run_gateway_to_exit(
+        "--runtime-dir", str(daemon.runtime_dir), "--token-file", str(token_file)
+    )
+    assert refused.returncode == 2
+    assert f"chmod 600 {token_file}" in refused.stderr
