@@ -1,7 +1,7 @@
 """Run every benchmark, or the ones named, and print a table of the figures.
 
     .venv/bin/python -m tests.bench \\
-        [roundtrip|throughput|listing|coldstart|cli|latency|workers|acquire|gateway ...]
+        [roundtrip|throughput|listing|coldstart|cli|latency|workers|acquire|gateway|nodeclient ...]
 
 Exits 0 when every benchmark ran, whether or not its targets were met (a missed target is
 printed as MISSED); 1 when a benchmark could not run at all.
@@ -27,6 +27,7 @@ BENCHMARKS = (
     "workers",
     "acquire",
     "gateway",
+    "nodeclient",
 )
 
 
