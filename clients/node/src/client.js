@@ -6,6 +6,7 @@
 const path = require('node:path');
 const { ClientSecurity } = require('./curve');
 const { commandEndpoint, eventsEndpoint } = require('./discovery');
+const { checkKeys } = require('./options');
 const { Transport, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, isObject } = require('./transport');
 
 /** @typedef {import('../types/protocol').Methods} Methods */
@@ -27,8 +28,8 @@ const { Transport, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, isObject } = require('./
  * @property {string} [events] the events endpoint, for `watch()`; `events.sock` in the same
  *   runtime dir when not given
  * @property {string} [runtimeDir] the daemon's runtime dir, where both sockets are
- * @property {number} [timeout] ms to wait for a reply (10 s), on top of the daemon's own time
- *   for slow work (an invoke's `timeout_ms`, a start, ...)
+ * @property {number} [timeout] ms to wait for a reply (10 s; at most 2^31-1, what a timer
+ *   holds), on top of the daemon's own time for slow work (an invoke's `timeout_ms`, a start, ...)
  * @property {number} [retries] times a read (ping, listAssistants, getAssistant, getSnapshot)
  *   that got no reply in time is sent again, on a fresh socket (2)
  * @property {string} [curveSecretKey] this client's CURVE key pair (a `.key_secret` file), for tcp://
@@ -328,20 +329,36 @@ class AssistantdClient {
 
   /**
    * The events and a mirror of the daemon's state (the Clone pattern): see `Watch`.
-   * @param {import('../types/watch').WatchOptions} [options] the Watch's options (`prefix`, ...)
+   * @param {import('../types/watch').WatchOptions} [options] the Watch's options (`prefix`,
+   *   `startTimeout`, `heartbeatInterval`); any other is a TypeError
    * @returns {import('./watch').Watch}
    */
   watch(options = {}) {
     // Required here, not at the top: a client that never watches does not load it.
-    const { Watch } = require('./watch');
+    const { Watch, WATCH_OPTIONS } = require('./watch');
+    checkKeys(options, WATCH_OPTIONS, 'watch option');
     return new Watch({
-      endpoint: this.eventsEndpoint,
-      socketOptions: this._security.socketOptions(this.eventsEndpoint),
-      getSnapshot: () => this.getSnapshot(),
       // As long as a reply may take: the first snapshot is a reply (the Python client's rule).
       startTimeout: this.timeout,
       ...options,
+      endpoint: this.eventsEndpoint,
+      socketOptions: this._security.socketOptions(this.eventsEndpoint),
+      getSnapshot: (snapshotOptions) => this._watchSnapshot(snapshotOptions),
     });
+  }
+
+  /**
+   * The getSnapshot of a watch. With a `timeout` (the first snapshot, due within what is left
+   * of the start timeout) it is sent once and waited for that long: a retry would run past the
+   * start timeout. Later ones are reads like any other, retries and all.
+   * @param {{ timeout?: number }} [options]
+   * @returns {Promise<Snapshot>}
+   * @private
+   */
+  async _watchSnapshot(options) {
+    if (options?.timeout === undefined) return this.getSnapshot();
+    return /** @type {Promise<Snapshot>} */ (
+      this._transport.request('getSnapshot', {}, { timeout: options.timeout, retries: 0 }));
   }
 
   /**
@@ -377,22 +394,6 @@ function callOptions(options) {
 function objectOf(value, what) {
   if (!isObject(value)) throw new TypeError(`${what} must be an object`);
   return value;
-}
-
-/**
- * A TypeError for an options object that is not one, or has keys it does not take: a misspelt
- * option is never dropped quietly (as the daemon refuses unknown params).
- * @param {unknown} options
- * @param {string[]} known
- * @param {string} what
- */
-function checkKeys(options, known, what) {
-  if (!isObject(options)) throw new TypeError(`${what}s must be an object`);
-  const unknown = Object.keys(options).filter((key) => !known.includes(key));
-  if (unknown.length > 0) {
-    throw new TypeError(`unknown ${what}${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}; ` +
-      `known: ${known.join(', ')}`);
-  }
 }
 
 /**

@@ -11,8 +11,9 @@ module.exports = {
   commandEndpoint,
   eventsEndpoint,
   /**
-   * The event mirror `client.watch()` returns; loaded when first asked for, so that a program
-   * that only sends commands never loads it.
+   * The event mirror `client.watch()` returns. This entry loads it when first asked for, so
+   * that a program that only sends commands never loads it; the ES module entry (index.mjs)
+   * loads it at import, as a named export must be bound then.
    * @returns {typeof import('./watch').Watch}
    */
   get Watch() {

@@ -271,6 +271,16 @@ class CloneSync {
   }
 
   /**
+   * ms left of the start timeout, for the first snapshot (which must come within it, not only
+   * begin): null once started, or without a start timeout; 0 or less once it is over.
+   * @param {number} now
+   * @returns {number | null}
+   */
+  startTimeLeft(now) {
+    return this._syncedOnce || this._giveUpAt === null ? null : this._giveUpAt - now;
+  }
+
+  /**
    * The wait that `nextStep()` asked for ran out without a message. Returns true when the
    * watch never started and its start timeout is over: it should give up.
    * @param {number} now

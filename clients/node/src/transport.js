@@ -19,7 +19,7 @@ const {
 } = require('./errors');
 const { noReplyHint } = require('./curve');
 const { checkReachable } = require('./discovery');
-const { replyTimeout } = require('./waits');
+const { MAX_TIMER_MS, replyTimeout } = require('./waits');
 
 /** Reads: sending one twice does nothing that sending it once did not. */
 const IDEMPOTENT_METHODS = new Set(['ping', 'listAssistants', 'getAssistant', 'getSnapshot']);
@@ -128,9 +128,7 @@ class Transport {
    */
   constructor({ endpoint, security, timeout = DEFAULT_TIMEOUT_MS, retries = DEFAULT_RETRIES }) {
     checkTimeout(timeout, 'timeout');
-    if (!Number.isInteger(retries) || retries < 0) {
-      throw new TypeError(`retries must be an integer >= 0, not ${String(retries)}`);
-    }
+    checkRetries(retries);
     this.endpoint = endpoint;
     this.security = security;
     this.timeout = timeout;
@@ -156,15 +154,17 @@ class Transport {
    * idempotent call.
    * @param {string} method
    * @param {Record<string, unknown>} [params]
-   * @param {{ timeout?: number }} [options]
+   * @param {{ timeout?: number, retries?: number }} [options] this call's own `timeout` and
+   *   `retries`, instead of the transport's
    * @returns {Promise<unknown>}
    */
-  async request(method, params = {}, { timeout = this.timeout } = {}) {
+  async request(method, params = {}, { timeout = this.timeout, retries = this.retries } = {}) {
     checkTimeout(timeout, 'timeout');
+    checkRetries(retries);
     const encodedParams = encodeParams(params);
     const wait = replyTimeout(method, params, timeout);
     const idempotent = IDEMPOTENT_METHODS.has(method);
-    const attempts = idempotent ? this.retries + 1 : 1;
+    const attempts = idempotent ? retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this._attempt(method, encodedParams, wait);
@@ -394,12 +394,22 @@ function noReplyMessage(endpoint, method, wait, idempotent, attempts) {
 }
 
 /**
+ * A TypeError for a timeout that is not a number of ms a timer can wait: over `MAX_TIMER_MS`,
+ * Node's `setTimeout` would fire after 1 ms instead.
  * @param {unknown} timeout
  * @param {string} name
  */
 function checkTimeout(timeout, name) {
-  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) {
-    throw new TypeError(`${name} must be a number of milliseconds > 0, not ${describe(timeout)}`);
+  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0 || timeout > MAX_TIMER_MS) {
+    throw new TypeError(
+      `${name} must be a number of milliseconds > 0 and <= ${MAX_TIMER_MS}, not ${describe(timeout)}`);
+  }
+}
+
+/** @param {unknown} retries */
+function checkRetries(retries) {
+  if (!Number.isInteger(retries) || /** @type {number} */ (retries) < 0) {
+    throw new TypeError(`retries must be an integer >= 0, not ${String(retries)}`);
   }
 }
 

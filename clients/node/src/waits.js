@@ -17,6 +17,11 @@ const STOP_STEPS = 3; // disconnect, SIGTERM, SIGKILL
 const DAEMON_INVOKE_TIMEOUT_MS = 60_000;
 const CANCEL_WORK_TIME_MS = 5_000;
 const TRANSFER_WORK_TIME_MS = 600_000;
+/** The longest `timeout_ms` the daemon takes (protocol/limits.py, INVOKE_TIMEOUT_MAX_MS): it
+ *  refuses a longer one at once, with a 400, so waiting longer for that answer is of no use. */
+const INVOKE_TIMEOUT_MAX_MS = 3_600_000;
+/** The longest delay `setTimeout` keeps (a signed 32-bit int): a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Milliseconds the daemon may spend on `method` before it answers, beyond the usual moment.
@@ -29,7 +34,9 @@ function workTime(method, params) {
   switch (method) {
     case 'invokeAssistant': {
       const timeoutMs = params.timeout_ms;
-      if (typeof timeoutMs === 'number' && Number.isFinite(timeoutMs)) return Math.max(timeoutMs, 0);
+      if (typeof timeoutMs === 'number' && Number.isFinite(timeoutMs)) {
+        return Math.min(Math.max(timeoutMs, 0), INVOKE_TIMEOUT_MAX_MS);
+      }
       return DAEMON_INVOKE_TIMEOUT_MS;
     }
     case 'sendToAssistant':
@@ -52,14 +59,14 @@ function workTime(method, params) {
 
 /**
  * How long to wait for the reply to `method` with `params`: `workTime` plus the client's
- * `timeoutMs`.
+ * `timeoutMs`, never more than a timer can hold (`MAX_TIMER_MS`, some 24.8 days).
  * @example replyTimeout('invokeAssistant', { method: 'm', timeout_ms: 90_000 }, 10_000) // 100_000
  * @param {string} method
  * @param {Record<string, unknown>} params
  * @param {number} timeoutMs
  */
 function replyTimeout(method, params, timeoutMs) {
-  return workTime(method, params) + timeoutMs;
+  return Math.min(workTime(method, params) + timeoutMs, MAX_TIMER_MS);
 }
 
 module.exports = {
@@ -68,6 +75,8 @@ module.exports = {
   DAEMON_INVOKE_TIMEOUT_MS,
   CANCEL_WORK_TIME_MS,
   TRANSFER_WORK_TIME_MS,
+  INVOKE_TIMEOUT_MAX_MS,
+  MAX_TIMER_MS,
   workTime,
   replyTimeout,
 };

@@ -12,6 +12,8 @@ const { checkReachable } = require('./discovery');
 const { InternalError, UnavailableError } = require('./errors');
 const { snapshotProblem } = require('./events');
 const { CloneSync, HEARTBEAT_INTERVAL, SILENCE_HEARTBEATS, SYNCED_TOPIC } = require('./mirror');
+const { checkKeys } = require('./options');
+const { MAX_TIMER_MS } = require('./waits');
 
 /** @typedef {import('../types/protocol').Snapshot} Snapshot */
 /** @typedef {import('../types/watch').WatchInit} WatchInit */
@@ -26,16 +28,21 @@ const { CloneSync, HEARTBEAT_INTERVAL, SILENCE_HEARTBEATS, SYNCED_TOPIC } = requ
 const DEFAULT_START_TIMEOUT = 10_000;
 /** The longest one receive waits before the rules are asked again (ZMQ_RCVTIMEO is an int32). */
 const LONGEST_WAIT = 60_000;
+/** What a caller may pass to `client.watch()` (types/watch.d.ts, WatchOptions). */
+const WATCH_OPTIONS = Object.freeze(['prefix', 'startTimeout', 'heartbeatInterval']);
+/** What `new Watch()` takes: those, and where and how to connect (WatchInit). */
+const WATCH_INIT = Object.freeze(['endpoint', 'socketOptions', 'getSnapshot', ...WATCH_OPTIONS]);
 
 /**
  * The daemon's events as they come, and a mirror of its state kept exact with them (the
  * ZeroMQ Guide's Clone pattern: PROTOCOL.md, "Mirroring the state").
  *
  * It subscribes when created and runs until `close()`, across daemon restarts. It emits
- * `'event'` (each event whose topic starts with the prefix), `'synced'` (after each snapshot),
- * `'change'` (the mirror changed: by one state event, or by a snapshot), `'skipped'` (a message
- * it could not use), `'error'` (it failed and stopped) and `'close'`; `for await` yields the
- * events and the `Synced` notifications.
+ * `'event'` (each event whose topic starts with the prefix, but for the state events a
+ * snapshot brings in: those that come while it is out of sync, or that it already holds),
+ * `'synced'` (after each snapshot), `'change'` (the mirror changed: by one state event, or by
+ * a snapshot), `'skipped'` (a message it could not use), `'error'` (it failed and stopped)
+ * and `'close'`; `for await` yields the events and the `Synced` notifications.
  *
  * @example
  *   const watch = client.watch();
@@ -45,17 +52,19 @@ const LONGEST_WAIT = 60_000;
 class Watch extends EventEmitter {
   /**
    * Made by `AssistantdClient.watch(options)`; throws `UnavailableError` at once when an
-   * `ipc://` endpoint has no socket file.
+   * `ipc://` endpoint has no socket file, and a TypeError for an option it does not take.
    * @param {WatchInit} init
    */
-  constructor({
-    endpoint,
-    socketOptions = {},
-    getSnapshot,
-    prefix = '',
-    startTimeout = DEFAULT_START_TIMEOUT,
-    heartbeatInterval = HEARTBEAT_INTERVAL,
-  }) {
+  constructor(init) {
+    checkKeys(init, WATCH_INIT, 'Watch option');
+    const {
+      endpoint,
+      socketOptions = {},
+      getSnapshot,
+      prefix = '',
+      startTimeout = DEFAULT_START_TIMEOUT,
+      heartbeatInterval = HEARTBEAT_INTERVAL,
+    } = init;
     super();
     if (typeof prefix !== 'string') throw new TypeError('watch: `prefix` must be a string');
     if (typeof getSnapshot !== 'function') throw new TypeError('watch: `getSnapshot` must be a function');
@@ -69,6 +78,7 @@ class Watch extends EventEmitter {
     this.endpoint = endpoint;
     this.prefix = prefix;
     this._getSnapshot = getSnapshot;
+    this._startTimeout = startTimeout;
     this._clone = new CloneSync({ prefix, heartbeatInterval, startTimeout, now: performance.now() });
     this._closed = false;
     /** @type {Error | null} */
@@ -218,13 +228,26 @@ class Watch extends EventEmitter {
     }
   }
 
-  /** Take the snapshot the rules asked for, and hand on what it brings. */
+  /**
+   * Take the snapshot the rules asked for, and hand on what it brings. The first one is due
+   * within what is left of the start timeout: getSnapshot is told so (its `timeout`).
+   */
   async _snapshot() {
     const clone = this._clone;
+    const left = clone.startTimeLeft(performance.now());
+    if (left !== null && left <= 0) {
+      throw new UnavailableError(
+        `The watch took no first snapshot within its start timeout (${this._startTimeout} ms).`,
+        { code: 'timeout' },
+      );
+    }
     /** @type {unknown} */
     let snapshot;
     try {
-      snapshot = await Promise.race([this._getSnapshot(), this._closing.promise]);
+      const asked = left === null
+        ? this._getSnapshot()
+        : this._getSnapshot({ timeout: Math.min(Math.ceil(left), MAX_TIMER_MS) });
+      snapshot = await Promise.race([asked, this._closing.promise]);
     } catch (error) {
       if (this._closed) return;
       // Before the first snapshot, say at once that the watch cannot start; after it, wait for
@@ -411,4 +434,4 @@ function closedBeforeStart() {
   return new UnavailableError('The watch was closed before its first snapshot', { code: 'client_closed' });
 }
 
-module.exports = { Watch, DEFAULT_START_TIMEOUT, HEARTBEAT_INTERVAL, SILENCE_HEARTBEATS };
+module.exports = { Watch, WATCH_OPTIONS, DEFAULT_START_TIMEOUT, HEARTBEAT_INTERVAL, SILENCE_HEARTBEATS };

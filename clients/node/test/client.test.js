@@ -206,6 +206,26 @@ describe('errors arrive as AssistantdError with the daemon\'s status and code', 
       error instanceof InvalidRequestError && error.status === 400 && error.code === 'invalid_type' && error.param === 'limit');
   });
 
+  test('a timeoutMs over the protocol\'s hour comes back as the daemon\'s 400, not a timeout', T, async () => {
+    // 3e9 ms is past what a timer holds (2^31-1): waited for as such, the call would time out
+    // at once; the client waits for the daemon's hour at most, and the daemon answers first.
+    const error = await client.invokeAssistant('plain', 'ping', [], { timeoutMs: 3_000_000_000 }).catch((e) => e);
+    assert.ok(error instanceof InvalidRequestError, `${error}`);
+    assert.equal(error.status, 400);
+    assert.equal(error.param, 'timeout_ms');
+  });
+
+  test('a client timeout over 2^31-1 ms (what a timer holds) is a TypeError', T, async () => {
+    assert.throws(() => new AssistantdClient({ timeout: 3_000_000_000 }), /timeout must be .*<= 2147483647/);
+    await assert.rejects(client.ping({ timeout: 2 ** 31 }), TypeError);
+    const longest = new AssistantdClient({ runtimeDir: daemon.runtimeDir, timeout: 2 ** 31 - 1 });
+    try {
+      assert.equal((await longest.ping()).protocol_version, 1);
+    } finally {
+      longest.close();
+    }
+  });
+
   test('an unknown method: NotFoundError, unknown_method', T, async () => {
     await assert.rejects(client.request('noSuchMethod'), (error) =>
       error instanceof NotFoundError && error.code === 'unknown_method' && error.param === 'method');

@@ -4,6 +4,8 @@
 // order, replies that cannot be read, close() with calls pending; and the reply waits.
 
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
 const { after, before, beforeEach, describe, test } = require('node:test');
 
 const {
@@ -15,7 +17,7 @@ const {
   PayloadTooLargeError,
   UnavailableError,
 } = require('assistantd-client');
-const { replyTimeout, workTime } = require('../src/waits');
+const { INVOKE_TIMEOUT_MAX_MS, MAX_TIMER_MS, replyTimeout, workTime } = require('../src/waits');
 const { FakeDaemon } = require('./support/fake-daemon');
 const { shortDir } = require('./support/daemon');
 
@@ -272,6 +274,19 @@ describe('reply waits', () => {
     assert.equal(workTime('sendToAssistant', {}), 60_000);
     assert.equal(workTime('cancelDownload', {}), 5_000);
     assert.equal(workTime('ping', {}), 0);
+  });
+
+  test('a huge timeout_ms waits for the daemon\'s longest; no wait exceeds what a timer holds', T, () => {
+    // The daemon refuses a timeout_ms over INVOKE_TIMEOUT_MAX_MS with a 400 at once.
+    const limits = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'protocol', 'limits.py'), 'utf8');
+    const [, daemonMax] = /^INVOKE_TIMEOUT_MAX_MS: Final = ([\d_]+)$/m.exec(limits) ?? [];
+    assert.ok(daemonMax, 'protocol/limits.py states INVOKE_TIMEOUT_MAX_MS');
+    assert.equal(INVOKE_TIMEOUT_MAX_MS, Number(daemonMax.replaceAll('_', '')));
+    assert.equal(workTime('invokeAssistant', { method: 'm', timeout_ms: 3_000_000_000 }), INVOKE_TIMEOUT_MAX_MS);
+    assert.equal(replyTimeout('invokeAssistant', { method: 'm', timeout_ms: 3_000_000_000 }, 10_000), 3_610_000);
+    assert.equal(MAX_TIMER_MS, 2 ** 31 - 1);
+    assert.equal(replyTimeout('invokeAssistant', { method: 'm', timeout_ms: 3_600_000 }, MAX_TIMER_MS), MAX_TIMER_MS);
+    assert.equal(replyTimeout('exportAssistant', {}, MAX_TIMER_MS - 1), MAX_TIMER_MS);
   });
 
   test('an invoke waits for its timeoutMs on top of the timeout', T, async () => {

@@ -16,6 +16,7 @@ const {
   record, caughtUp, assertMirrors, stopDaemon, writeDefinition, Relay, FakePublisher,
 } = require('./support/watching');
 const { AssistantdClient } = require('../src/client');
+const { FakeDaemon } = require('./support/fake-daemon');
 const { Watch } = require('../src/watch');
 const { InternalError, UnavailableError } = require('../src/errors');
 
@@ -445,6 +446,75 @@ test('no welcome within the start timeout: ready() rejects with UnavailableError
     assert.ok(error instanceof UnavailableError);
     assert.equal(heard.error, error);
   } finally {
+    await fake.close();
+  }
+});
+
+test('the start is bounded by startTimeout as a whole: the first getSnapshot is sent once', T, async () => {
+  const commands = await FakeDaemon.start(); // never answers
+  const events = await new FakePublisher().start(); // welcomes at once
+  const snapshotsAsked = () => commands.requests.filter((request) => request.body?.method === 'getSnapshot');
+  try {
+    // The client's timeout is the start timeout: with its retries the first snapshot alone
+    // would take three of them.
+    const client = new AssistantdClient({ command: commands.command, events: events.endpoint, timeout: 300 });
+    try {
+      const watch = client.watch();
+      assert.equal((await commands.next()).body.method, 'getSnapshot');
+      await assert.rejects(watch.ready(), (error) => error instanceof UnavailableError && error.code === 'timeout');
+      assert.equal(snapshotsAsked().length, 1);
+      // Nothing else was sent after it: the next request the daemon gets is this ping.
+      const ping = client.ping().catch((error) => error);
+      assert.equal((await commands.next()).body.method, 'ping');
+      client.close();
+      await ping;
+      await watch.close();
+    } finally {
+      client.close();
+    }
+    // A client that waits longer than the start timeout: the first snapshot waits only
+    // what is left of the start timeout (else ready() would wait a minute, three times).
+    const patient = new AssistantdClient({ command: commands.command, events: events.endpoint, timeout: 60_000 });
+    try {
+      const watch = patient.watch({ startTimeout: 300 });
+      await assert.rejects(watch.ready(), (error) => error instanceof UnavailableError && error.code === 'timeout');
+      assert.equal(snapshotsAsked().length, 2);
+      await watch.close();
+    } finally {
+      patient.close();
+    }
+  } finally {
+    commands.close();
+    await events.close();
+  }
+});
+
+test('watch options are checked: an unknown one is a TypeError', T, async () => {
+  const fake = await new FakePublisher().start();
+  const client = new AssistantdClient({ runtimeDir: shortDir(), events: fake.endpoint });
+  try {
+    assert.throws(() => client.watch({ prefx: 'worker.' }), /unknown watch option 'prefx'; known: prefix, startTimeout, heartbeatInterval/);
+    // Where and how to connect are the client's, not options.
+    assert.throws(() => client.watch({ endpoint: 'ipc:///elsewhere' }), /unknown watch option 'endpoint'/);
+    assert.throws(() => client.watch({ getSnapshot: fake.getSnapshot }), /unknown watch option 'getSnapshot'/);
+    assert.throws(() => client.watch({ socketOptions: {} }), /unknown watch option 'socketOptions'/);
+    // @ts-expect-error on purpose
+    assert.throws(() => client.watch('worker.'), /watch options must be an object/);
+    assert.throws(
+      () => new Watch({ endpoint: fake.endpoint, getSnapshot: fake.getSnapshot, prefx: 'worker.' }),
+      /unknown Watch option 'prefx'/,
+    );
+    // @ts-expect-error on purpose
+    assert.throws(() => new Watch(), /Watch options must be an object/);
+    const watch = client.watch({ prefix: 'worker.', startTimeout: 5_000, heartbeatInterval: 1_000 });
+    try {
+      assert.equal(watch.prefix, 'worker.');
+      assert.equal(watch.endpoint, fake.endpoint);
+    } finally {
+      await watch.close();
+    }
+  } finally {
+    client.close();
     await fake.close();
   }
 });

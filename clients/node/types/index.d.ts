@@ -42,8 +42,9 @@ export interface ClientOptions {
   events?: string;
   /** The daemon's runtime dir, where `command.sock` and `events.sock` are. */
   runtimeDir?: string;
-  /** Milliseconds a call waits for its reply (default 10 000), on top of the time the daemon
-   *  may take by its own rules (an invoke's `timeoutMs`, a start, a stop, an import ...). */
+  /** Milliseconds a call waits for its reply (default 10 000, at most 2 147 483 647: what
+   *  Node's timers hold; more is a TypeError), on top of the time the daemon may take by its
+   *  own rules (an invoke's `timeoutMs`, a start, a stop, an import ...). */
   timeout?: number;
   /** Times a read (ping, listAssistants, getAssistant, getSnapshot) that got no reply in time
    *  is sent again, on a fresh socket (default 2). Other calls are never sent twice. */
@@ -60,7 +61,8 @@ export interface ClientOptions {
 
 /** Options every call takes. */
 export interface CallOptions {
-  /** Milliseconds to wait for this call's reply, instead of the client's `timeout`. */
+  /** Milliseconds to wait for this call's reply, instead of the client's `timeout` (at most
+   *  2 147 483 647). */
   timeout?: number;
 }
 
@@ -72,7 +74,8 @@ export interface IterAssistantsOptions {
 
 export interface InvokeOptions extends CallOptions {
   /** How long the daemon waits for the worker's answer (its `invoke-timeout`, 60 s, when not
-   *  given; 1 to 3 600 000); the client waits that long plus its `timeout`. */
+   *  given; 1 to 3 600 000, else the daemon answers with an `InvalidRequestError`); the
+   *  client waits that long plus its `timeout`. */
   timeoutMs?: number;
 }
 

@@ -38,7 +38,9 @@ export type Activity = WorkerActivity | DownloadProgress;
 export type DaemonEvent = StateChange | Activity | DaemonWelcome | DaemonHeartbeat | DaemonStopping;
 
 /** What `'event'` carries: the daemon's events a watch passes on (welcomes and heartbeats are
- *  used up inside). */
+ *  used up inside). A state event that comes while the mirror is out of sync (before the first
+ *  snapshot, or from a sign of loss until the snapshot that repairs it), or that a snapshot
+ *  already holds, is not passed on: what it did comes in that snapshot's `'change'`. */
 export type WatchEvent = StateChange | Activity | DaemonStopping;
 
 /** Why a snapshot was taken: the `start`, events were lost (`gap`), the daemon restarted
@@ -126,28 +128,31 @@ export interface MirrorView {
   invalid: InvalidFile[];
 }
 
-/** What a caller passes to `client.watch()`. */
+/** What a caller passes to `client.watch()`; any other option is a TypeError. */
 export interface WatchOptions {
   /** The events to pass on: those whose topic starts with it (default `''`: all). It narrows
    *  what is passed on, never what is mirrored. `'worker.'`, `'download.'` take the activity
    *  events in. */
   prefix?: string;
-  /** Milliseconds to wait for the stream's welcome and the first snapshot before `ready()`
-   *  rejects with an `UnavailableError` (default: 10 000). */
+  /** Milliseconds to wait for the stream's welcome and the first snapshot, together, before
+   *  `ready()` rejects with an `UnavailableError` (default: the client's `timeout`; 10 000 for
+   *  a `new Watch`). */
   startTimeout?: number;
   /** Milliseconds between the daemon's heartbeats (the protocol's is 1 000); three of them
    *  without a word from the daemon take a new snapshot. */
   heartbeatInterval?: number;
 }
 
-/** What `AssistantdClient.watch()` hands a `Watch`: where and how to connect. */
+/** What `AssistantdClient.watch()` hands a `Watch`: where and how to connect (any other option
+ *  is a TypeError). */
 export interface WatchInit extends WatchOptions {
   /** The events endpoint (`ipc://<runtime dir>/events.sock`, or a `tcp://` one). */
   endpoint: string;
   /** Set on the zeromq `Subscriber` before it connects (the CURVE keys for `tcp://`). */
   socketOptions?: Record<string, unknown>;
-  /** The getSnapshot command. */
-  getSnapshot: () => Promise<Snapshot>;
+  /** The getSnapshot command. For the first snapshot it is passed a `timeout`: the ms left of
+   *  `startTimeout`, within which it must settle (no retry past them); later, no options. */
+  getSnapshot: (options?: { timeout?: number }) => Promise<Snapshot>;
 }
 
 /**
@@ -198,6 +203,8 @@ export declare class Watch extends EventEmitter implements AsyncIterable<WatchNo
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<WatchNotification>;
 
+  /** Each event whose topic starts with the prefix; not the state events a snapshot brings in
+   *  (see `WatchEvent`). */
   on(event: 'event', listener: (event: WatchEvent) => void): this;
   on(event: 'synced', listener: (synced: Synced) => void): this;
   on(event: 'change', listener: (change: MirrorChange) => void): this;

@@ -7,6 +7,10 @@ import type { MirrorChange, MirrorView, Synced, WatchEvent, WatchNotification } 
 async function watching(): Promise<void> {
   const client = new AssistantdClient();
   const watch: Watch = client.watch({ prefix: 'worker.', startTimeout: 5_000 });
+  // @ts-expect-error a misspelt option (a TypeError at run time too)
+  void client.watch({ prefx: 'worker.' });
+  // @ts-expect-error where to connect is the client's, not an option
+  void client.watch({ endpoint: 'ipc:///elsewhere/events.sock' });
 
   watch.on('change', (change: MirrorChange) => {
     for (const { id, before, after } of change.assistants) {
