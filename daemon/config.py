@@ -9,7 +9,6 @@ for downloads, imports and exports (:mod:`.acquire.settings`).
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,6 +28,7 @@ from assistantd.protocol.endpoints import (
 
 from .acquire.settings import AcquireSettings
 from .logs import LEVELS, LogFormat
+from .tables import read_toml
 from .workers.settings import WorkerSettings
 
 
@@ -79,12 +79,9 @@ _FLAGS = {"insecure_tcp"}
 
 def read_config_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as file:
-            raw = tomllib.load(file)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raw = read_toml(path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key == _GATEWAY_TABLE:

@@ -1,4 +1,5 @@
-"""Settings from a table of the config file (``[workers]``, ``[acquire]``), checked by type.
+"""Settings from a table of the config file (``[workers]``, ``[acquire]``, the gateway's
+``[http]``), checked by type; and the file's reading, for the daemon and the gateway.
 
 A settings class is a frozen dataclass whose fields have defaults; a key of the table is a field
 name with ``-`` for ``_``. What each annotation takes:
@@ -11,10 +12,23 @@ name with ``-`` for ``_``. What each annotation takes:
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The config file at ``path``; ValueError saying why it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
 
 
 def from_table(cls: type[T], table: Mapping[str, Any], *, section: str, where: str) -> T:

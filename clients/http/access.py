@@ -12,6 +12,10 @@ and the bearer token. Pure functions of a request's headers, in the order they a
    without asking first). A preflight (``OPTIONS`` with ``Access-Control-Request-Method``)
    from an allowed origin is answered with what may be sent.
 3. The bearer token, when one is set: ``Authorization: Bearer <token>``, else a 401.
+
+``Host`` is checked whenever the gateway serves on loopback, ``--allow-remote`` or not: the
+browser of this machine's user is the one a rebinding page drives. Served on other addresses
+(then with a token), the names clients reach it by are not known here.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ import functools
 import hmac
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 DEFAULT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
 """Pages served from this machine's loopback addresses, on any port (a dev server's)."""
-ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
+ALLOWED_METHODS = "GET, HEAD, POST, DELETE, OPTIONS"
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "OpenAI-Beta", "Last-Event-ID")
 PREFLIGHT_MAX_AGE = 600
 """Seconds a browser may keep a preflight's answer (Chromium keeps at most 7,200)."""
@@ -48,12 +52,16 @@ class Origins:
     [True, True, False]
     >>> Origins(["https://app.example"]).allows("https://app.example:443")
     False
+
+    ValueError (:func:`check_origin`'s) for one that cannot be allowed.
     """
 
     def __init__(self, origins: Iterable[str]) -> None:
+        self.listed = tuple(origins)
+        """The origins as given."""
         self._exact: set[str] = set()
         self._any_port: set[str] = set()
-        for origin in origins:
+        for origin in self.listed:
             checked = check_origin(origin)
             if checked.endswith(":*"):
                 self._any_port.add(checked.removesuffix(":*"))
@@ -133,16 +141,21 @@ def is_loopback_host(host: str) -> bool:
 
 
 def bearer_matches(authorization: str | None, token: str) -> bool:
-    """Whether an ``Authorization`` header carries ``token`` (compared in constant time).
+    """Whether an ``Authorization`` header carries ``token``, compared in constant time (the
+    time taken says nothing of how much of it was right). An empty token matches nothing.
 
     >>> [bearer_matches(v, "s3cret") for v in ("Bearer s3cret", "bearer  s3cret", "Basic x", None)]
     [True, True, False, False]
+    >>> bearer_matches("Bearer ", ""), bearer_matches("Bearer", "")
+    (False, False)
     """
-    if authorization is None:
+    if authorization is None or not token:
         return False
     scheme, _, value = authorization.strip().partition(" ")
+    # The server decodes header values as Latin-1: encoded back, they are the bytes sent, so a
+    # UTF-8 token sent as UTF-8 matches.
     return scheme.lower() == "bearer" and hmac.compare_digest(
-        value.strip().encode(), token.encode()
+        value.strip().encode("latin-1", "replace"), token.encode()
     )
 
 
@@ -219,7 +232,7 @@ def preflight_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
 
     >>> dict(preflight_headers({"access-control-request-headers": "x-stainless-os, a b"}))
     ... # doctest: +NORMALIZE_WHITESPACE
-    {'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
+    {'Access-Control-Allow-Methods': 'GET, HEAD, POST, DELETE, OPTIONS',
      'Access-Control-Allow-Headers': 'Authorization, Content-Type, OpenAI-Beta, Last-Event-ID,
         x-stainless-os',
      'Access-Control-Max-Age': '600'}
@@ -233,7 +246,3 @@ def preflight_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
         ("Access-Control-Allow-Headers", ", ".join([*ALLOWED_HEADERS, *extra])),
         ("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE)),
     ]
-
-
-def origins_or_default(origins: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(origins) if origins else DEFAULT_ORIGINS

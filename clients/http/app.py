@@ -102,6 +102,18 @@ def find_routes(method: str, path: str) -> tuple[dict[str, Route] | None, str | 
     return ({"POST": action}, assistant_id) if action is not None else (None, None)
 
 
+def allowed_methods(routes: dict[str, Route]) -> list[str]:
+    """The HTTP methods ``routes`` answer: HEAD wherever GET.
+
+    >>> allowed_methods(ITEM)
+    ['GET', 'HEAD', 'POST', 'DELETE']
+    """
+    methods = list(routes)
+    if "GET" in methods:
+        methods.insert(methods.index("GET") + 1, "HEAD")
+    return methods
+
+
 class BadParams(Exception):
     def __init__(self, message: str, code: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -189,7 +201,9 @@ class Gateway:
             else:
                 respond(Response(204, b"", [*cors, ("Allow", ALLOWED_METHODS)], None))
             return
-        routes, assistant_id = find_routes(request.method, request.path)
+        # HEAD is GET without the body (RFC 9110, 9.3.2), which the server leaves out.
+        method = "GET" if request.method == "HEAD" else request.method
+        routes, assistant_id = find_routes(method, request.path)
         if routes is None:
             respond(
                 error_response(
@@ -200,9 +214,9 @@ class Gateway:
                 )
             )
             return
-        route = routes.get(request.method)
+        route = routes.get(method)
         if route is None:
-            allowed = ", ".join(routes)
+            allowed = ", ".join(allowed_methods(routes))
             respond(
                 error_response(
                     405,

@@ -34,8 +34,21 @@ import zmq
 from assistantd.client.calls import read_reply
 from assistantd.client.curve import ClientSecurity, no_reply_hint
 from assistantd.client.discovery import check_reachable
+from assistantd.client.transport import open_dealer
 from assistantd.client.waits import reply_timeout
-from assistantd.client.zmtp import COMMAND, GREETING, LONG, MORE, READY, ProtocolFault
+from assistantd.client.zmtp import (
+    COMMAND,
+    EMPTY_DELIMITER,
+    GREETING,
+    MORE,
+    READY,
+    ProtocolFault,
+    check_greeting,
+    command_name,
+    connect_error,
+    frame_head,
+    read_frame,
+)
 from assistantd.protocol.codec import encode_request
 from assistantd.protocol.errors import (
     AssistantdError,
@@ -43,12 +56,6 @@ from assistantd.protocol.errors import (
     UnavailableError,
 )
 from assistantd.protocol.limits import REQUEST_MAX_BYTES
-
-REPLY_MAX_BYTES = 1 << 30
-"""A frame announced larger than this is taken for a broken peer, not buffered."""
-EMPTY_DELIMITER = bytes([MORE, 0])
-"""The empty first frame of a DEALER's message (a ROUTER echoes the envelope back)."""
-
 
 Outcome = bytes | AssistantdError
 """A call's result (the JSON the daemon sent), or its error (503 when no reply came)."""
@@ -161,7 +168,8 @@ class ZmtpConnection(asyncio.Protocol):
         self._buffer = bytearray()
         self._greeted = False
         self._frames: list[bytes] = []
-        self._ended = False
+        self.ended: Exception | None = None
+        """Why the connection ended, once it has."""
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Done once the daemon's READY came: messages may flow."""
@@ -172,9 +180,7 @@ class ZmtpConnection(asyncio.Protocol):
 
     def send(self, body: bytes) -> None:
         assert self.transport is not None
-        size = len(body)
-        header = bytes([LONG]) + size.to_bytes(8, "big") if size > 255 else bytes([0, size])
-        self.transport.write(EMPTY_DELIMITER + header + body)
+        self.transport.write(EMPTY_DELIMITER + frame_head(len(body)) + body)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -193,9 +199,9 @@ class ZmtpConnection(asyncio.Protocol):
         self._end(exc or ConnectionResetError("the daemon closed the connection"))
 
     def _end(self, reason: Exception) -> None:
-        if self._ended:
+        if self.ended is not None:
             return
-        self._ended = True
+        self.ended = reason
         if not self.ready.done():
             self.ready.set_exception(reason)
             self.ready.exception()  # whoever waits for it sees it; nobody else needs to
@@ -206,48 +212,22 @@ class ZmtpConnection(asyncio.Protocol):
         if not self._greeted:
             if len(buffer) < len(GREETING):
                 return
-            greeting = bytes(buffer[: len(GREETING)])
-            if greeting[0] != 0xFF or greeting[9] != 0x7F or greeting[10] < 3:
-                raise ProtocolFault("the peer does not speak ZMTP 3")
-            if greeting[12:32].rstrip(b"\0") != b"NULL":
-                raise ProtocolFault("the peer wants a security mechanism other than NULL")
+            check_greeting(bytes(buffer[: len(GREETING)]))
             del buffer[: len(GREETING)]
             self._greeted = True
-        position, end = 0, len(buffer)
-        while end - position >= 2:
-            flags = buffer[position]
-            if flags & ~(MORE | LONG | COMMAND):
-                raise ProtocolFault(f"a frame with unknown flags {flags:#x}")
-            if flags & LONG:
-                if end - position < 9:
-                    break
-                size = int.from_bytes(buffer[position + 1 : position + 9], "big")
-                if size > REPLY_MAX_BYTES:
-                    raise ProtocolFault(f"a frame of {size} bytes")
-                start = position + 9
-            else:
-                size = buffer[position + 1]
-                start = position + 2
-            if end - start < size:
-                break
-            body = bytes(buffer[start : start + size])
-            position = start + size
+        position = 0
+        while (read := read_frame(buffer, position)) is not None:
+            flags, body, position = read
             if flags & COMMAND:
-                self._command(body)
+                # PING and other commands carry no part of a message.
+                if command_name(body) == b"READY" and not self.ready.done():
+                    self.ready.set_result(None)
                 continue
             self._frames.append(body)
             if not flags & MORE:
                 frames, self._frames = self._frames, []
                 self._on_message(frames[-1])
         del buffer[:position]
-
-    def _command(self, body: bytes) -> None:
-        if body.startswith(b"\x05READY"):
-            if not self.ready.done():
-                self.ready.set_result(None)
-        elif body.startswith(b"\x05ERROR"):
-            raise ProtocolFault(f"the peer sent an error: {body[7:].decode(errors='replace')}")
-        # PING and other commands carry no part of a message.
 
 
 class ZmtpLink:
@@ -296,6 +276,10 @@ class ZmtpLink:
             async with asyncio.timeout(self._timeout):
                 await asyncio.get_running_loop().create_unix_connection(new_connection, self._path)
                 await opened[-1].ready
+            if opened[-1].ended is not None:
+                # READY and the end came in one read, before this resumed: ``_lost`` did not
+                # know the connection yet, and calls sent on it would wait for nothing.
+                raise opened[-1].ended
         except (Exception, asyncio.CancelledError) as exc:
             for half_open in opened:
                 half_open.close()
@@ -322,18 +306,9 @@ class ZmtpLink:
                 f"No answer from the daemon at {self.endpoint} while connecting.",
                 code="timeout",
             )
-        if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
-            return UnavailableError(
-                f"No daemon is listening at {self.endpoint}. Is assistantd running, with the "
-                f"same --runtime-dir or ASSISTANTD_RUNTIME_DIR?",
-                code="daemon_not_running",
-            )
         if isinstance(exc, asyncio.CancelledError):
             return UnavailableError("The gateway is stopping.", code="client_closed")
-        return UnavailableError(
-            f"The connection to the daemon at {self.endpoint} failed: {exc}.",
-            code="connection_failed",
-        )
+        return connect_error(self.endpoint, cast(Exception, exc))
 
     def _lost(self, connection: ZmtpConnection, reason: Exception) -> None:
         if connection is not self._connection:
@@ -397,15 +372,7 @@ class ZmqLink:
 
     def _connected(self) -> zmq.Socket[bytes]:
         if self._socket is None:
-            check_reachable(self.endpoint)
-            options = self._security.socket_options(self.endpoint)  # CURVE for tcp://
-            if self._context is None:
-                self._context = zmq.Context()
-            socket = self._context.socket(zmq.DEALER)
-            socket.setsockopt(zmq.LINGER, 0)
-            for option, value in options:
-                socket.setsockopt(option, value)
-            socket.connect(self.endpoint)
+            self._context, socket = open_dealer(self.endpoint, self._security, self._context)
             asyncio.get_running_loop().add_reader(cast(int, socket.getsockopt(zmq.FD)), self._drain)
             self._socket = socket
         return self._socket

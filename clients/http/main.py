@@ -12,11 +12,18 @@ from assistantd.client.curve import ClientSecurity
 from assistantd.client.discovery import command_endpoint, events_endpoint
 from assistantd.client.sync import DEFAULT_TIMEOUT
 
-from .access import Access, Origins
+from .access import Access
 from .app import Gateway
 from .link import open_link
 from .server import HttpServer
-from .settings import DEFAULT_LISTEN, TOKEN_ENV, GatewaySettings, SettingsError, resolve
+from .settings import (
+    DEFAULT_LISTEN,
+    TOKEN_ENV,
+    GatewaySettings,
+    SettingsError,
+    is_loopback,
+    resolve,
+)
 from .sse import EventHub
 
 EXIT_USAGE = 2
@@ -111,9 +118,8 @@ async def serve(args: argparse.Namespace, settings: GatewaySettings) -> None:
     link = open_link(endpoint, args.timeout, security)
     hub = EventHub(events_endpoint(events=args.events, runtime_dir=args.runtime_dir), security)
     hub.start()
-    access = Access(
-        Origins(settings.cors_origins), settings.token, check_host=not settings.allow_remote
-    )
+    # On loopback, --allow-remote or not, Host is what stops DNS rebinding (see .access).
+    access = Access(settings.origins, settings.token, check_host=is_loopback(settings.host))
     server = HttpServer(Gateway(link, hub, access, heartbeat=args.heartbeat))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

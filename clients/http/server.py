@@ -16,9 +16,16 @@ against 135 - 180 us). Only a stream (Server-Sent Events) gets a task, which wri
 What it does: keep-alive (HTTP/1.1; HTTP/1.0 with ``Connection: keep-alive``), pipelined
 requests answered in order, ``Content-Length`` and chunked request bodies up to
 :data:`MAX_BODY` (413 past it), ``Expect: 100-continue``, a bound on the request head (431),
-an idle timeout, and responses that are one body or a stream of chunks (Server-Sent Events)
-with flow control. What it does not: upgrades (the request is answered as a plain one, and the
-connection closed), TLS (put a reverse proxy in front), HTTP/2.
+an idle timeout, ``HEAD`` (the application's answer without its body), and responses that are
+one body or a stream of chunks (Server-Sent Events) with flow control. What it does not:
+upgrades (the request is answered as a plain one, and the connection closed; one with a body
+is refused, since the parser would not read the body), TLS (put a reverse proxy in front),
+HTTP/2.
+
+Flow control both ways: a client that sends requests faster than it reads the answers finds
+the connection stops reading once the answers waiting to go out fill the transport's buffer
+(``pause_writing``), and no request is handed on until they drain; so what one connection may
+make the gateway hold is bounded whatever the client does.
 """
 
 from __future__ import annotations
@@ -165,12 +172,17 @@ class HttpConnection(asyncio.Protocol):
         self._head_size = 0
         self._head_fed = 0
         self._refused: _Refused | None = None
+        self._continue_owed = False
+        """The request being read expects ``100 Continue``, owed once the answers ahead of it
+        are out (sent earlier, it would be taken for the answer to the request before)."""
         # The requests read and not yet answered.
         self._queue: deque[tuple[Request, bool, bool] | Response] = deque()
         """Each request with whether the connection may stay open after it, and whether it
         came as HTTP/1.0; or a refusal, the last answer of the connection."""
         self._answering = False
         """A request is with the application, or its stream is being written."""
+        self._refusal_to_head = False
+        """The refusal queued answers a HEAD: it goes without its body."""
         self._dispatching = False
         self._streaming: asyncio.Task[None] | None = None
         self._reading = True
@@ -180,6 +192,8 @@ class HttpConnection(asyncio.Protocol):
         """When the connection last began waiting for a request; None while answering."""
         self._writable: asyncio.Future[None] | None = None
         """Set while the transport's buffer is full: done when it has room again."""
+        self._write_blocked = False
+        """The transport's buffer is full: nothing is read or dispatched until it drains."""
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -200,10 +214,17 @@ class HttpConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self._writable is None or self._writable.done():
             self._writable = self._loop.create_future()
+        # A client that does not read its answers must not make the gateway hold more of
+        # them: no more requests are read or answered until it does.
+        self._write_blocked = True
+        self._pause_reading()
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+        self._write_blocked = False
+        self._resume_reading()
+        self._dispatch()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -233,6 +254,7 @@ class HttpConnection(asyncio.Protocol):
     # --- httptools callbacks ------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._continue_owed = False
         self._target = b""
         self._fields = []
         self._body = []
@@ -271,10 +293,27 @@ class HttpConnection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > MAX_BODY:
             self._refused = self._too_large()
             raise self._refused
+        if self._parser.should_upgrade() and (
+            (length is not None and length.isdigit() and int(length) > 0)
+            or self._header(b"transfer-encoding") is not None
+        ):
+            # The parser ends an upgrade's message at its head: the body would be dropped,
+            # and the request carried out without it.
+            self._refused = _Refused(
+                400,
+                "An upgrade request with a body is not taken: send it without Upgrade.",
+                "invalid_http",
+            )
+            raise self._refused
         expect = self._header(b"expect")
-        if expect is not None and expect.lower() == b"100-continue":
-            assert self.transport is not None
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if (
+            expect is not None
+            and expect.lower() == b"100-continue"
+            and self._parser.get_http_version() != "1.0"  # which has no 100 (RFC 9110, 10.1.1)
+        ):
+            self._continue_owed = True
+            if not self._answering and not self._queue:
+                self._send_continue()
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -285,6 +324,7 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._idle_since = None
+        self._continue_owed = False  # the body came without it
         http10 = self._parser.get_http_version() == "1.0"
         self._enqueue((self._request(), self._parser.should_keep_alive(), http10))
 
@@ -327,24 +367,47 @@ class HttpConnection(asyncio.Protocol):
                 name.decode("latin-1").lower(): value.decode("latin-1")
                 for name, value in self._fields
             }
+        with contextlib.suppress(Exception):  # the method is known once the target began
+            self._refusal_to_head = bool(self._target) and self._parser.get_method() == b"HEAD"
         response = self._app.refusal(headers, refused.status, str(refused), refused.code)
         self._enqueue(response)
         self._stop_reading_after_queue()
 
     def _stop_reading_after_queue(self) -> None:
         self._closing = True  # nothing more is read; the queue is answered, then it closes
-        assert self.transport is not None
-        self.transport.pause_reading()
-        self._reading = False
+        self._pause_reading()
         if not self._answering and not self._queue:
+            assert self.transport is not None
             self.transport.close()
 
-    def _enqueue(self, item: tuple[Request, bool, bool] | Response) -> None:
-        self._queue.append(item)
-        if len(self._queue) > MAX_PIPELINED and self._reading:
+    def _pause_reading(self) -> None:
+        if self._reading:
             assert self.transport is not None
             self.transport.pause_reading()
             self._reading = False
+
+    def _resume_reading(self) -> None:
+        """Read again, unless the connection is ending, the answers waiting to go out fill the
+        transport's buffer, or requests are still queued (read once the last is dispatched)."""
+        if (
+            not self._reading
+            and not self._closing
+            and not self._write_blocked
+            and len(self._queue) <= 1
+            and self.transport is not None
+        ):
+            self.transport.resume_reading()
+            self._reading = True
+
+    def _send_continue(self) -> None:
+        self._continue_owed = False
+        assert self.transport is not None
+        self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _enqueue(self, item: tuple[Request, bool, bool] | Response) -> None:
+        self._queue.append(item)
+        if len(self._queue) > MAX_PIPELINED:
+            self._pause_reading()
         self._dispatch()
 
     # --- answering ----------------------------------------------------------------------
@@ -355,13 +418,19 @@ class HttpConnection(asyncio.Protocol):
             return  # an answer given at once, from inside the loop below: it goes on
         self._dispatching = True
         try:
-            while self._queue and not self._answering and self.transport is not None:
+            while (
+                self._queue
+                and not self._answering
+                and not self._write_blocked
+                and self.transport is not None
+            ):
                 item = self._queue.popleft()
-                if not self._reading and not self._closing and len(self._queue) <= 1:
-                    self.transport.resume_reading()
-                    self._reading = True
+                if not self._reading:
+                    self._resume_reading()
                 if isinstance(item, Response):
-                    self._write(self.transport, item, keep_alive=False)
+                    self._write(
+                        self.transport, item, keep_alive=False, head_only=self._refusal_to_head
+                    )
                     self.transport.close()
                     return
                 self._answering = True
@@ -381,30 +450,42 @@ class HttpConnection(asyncio.Protocol):
             if self._closing:
                 self.transport.close()
             else:
+                if self._continue_owed:  # the request being read is the next to answer
+                    self._send_continue()
                 self._await_request()
 
     def _responder(self, request: Request, keep_alive: bool, http10: bool) -> Respond:
         answered = False
+        head_only = request.method == "HEAD"
 
         def respond(answer: Response | Streaming) -> None:
             nonlocal answered
             if answered:
                 return
             answered = True
-            self._answer(answer, keep_alive, http10)
+            self._answer(answer, keep_alive, http10, head_only)
 
         return respond
 
-    def _answer(self, answer: Response | Streaming, keep_alive: bool, http10: bool) -> None:
+    def _answer(
+        self, answer: Response | Streaming, keep_alive: bool, http10: bool, head_only: bool
+    ) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return  # the client went away meanwhile (a stream not started holds nothing)
         if isinstance(answer, Streaming):
-            self._streaming = self._loop.create_task(self._stream(transport, answer, http10))
-            return
-        # Closing (stopping, or an upgrade or a refusal read after it): say so.
-        keep_alive = keep_alive and not self._server.stopping and not self._closing
-        self._write(transport, answer, keep_alive=keep_alive, http10=http10)
+            if head_only:  # the stream's head, and the end the head announces
+                transport.write(self._stream_head(answer, http10))
+                keep_alive = False
+            else:
+                self._streaming = self._loop.create_task(self._stream(transport, answer, http10))
+                return
+        else:
+            # Closing (stopping, or an upgrade or a refusal read after it): say so.
+            keep_alive = keep_alive and not self._server.stopping and not self._closing
+            self._write(
+                transport, answer, keep_alive=keep_alive, http10=http10, head_only=head_only
+            )
         self._answering = False
         if not keep_alive:
             self._queue.clear()  # pipelined after a request that ends the connection: dropped
@@ -419,6 +500,7 @@ class HttpConnection(asyncio.Protocol):
         *,
         keep_alive: bool,
         http10: bool = False,
+        head_only: bool = False,
     ) -> None:
         # HTTP/1.1 stays open unless told; HTTP/1.0 closes unless told.
         connection = ("keep-alive" if http10 else None) if keep_alive else "close"
@@ -426,19 +508,22 @@ class HttpConnection(asyncio.Protocol):
             response.status,
             response.headers,
             response.content_type,
-            f"Content-Length: {len(response.body)}",
+            f"Content-Length: {len(response.body)}",  # for HEAD too: what GET would send
             connection,
         )
-        transport.write(head + response.body)
+        transport.write(head if head_only else head + response.body)
+
+    @staticmethod
+    def _stream_head(streaming: Streaming, http10: bool) -> bytes:
+        # HTTP/1.0 has no chunked coding: there the end of the connection ends the body.
+        framing = None if http10 else "Transfer-Encoding: chunked"
+        return response_head(200, streaming.headers, streaming.content_type, framing, "close")
 
     async def _stream(
         self, transport: asyncio.Transport, streaming: Streaming, http10: bool
     ) -> None:
         """Write a stream until it ends or the client goes; then the connection closes."""
-        # HTTP/1.0 has no chunked coding: there the end of the connection ends the body.
-        framing = None if http10 else "Transfer-Encoding: chunked"
-        head = response_head(200, streaming.headers, streaming.content_type, framing, "close")
-        transport.write(head)
+        transport.write(self._stream_head(streaming, http10))
         chunks = streaming.chunks
         try:
             async for chunk in chunks:

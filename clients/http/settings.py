@@ -13,7 +13,9 @@ leaves the table to it. Every key is optional::
 Later sources win: the table < ``$ASSISTANTD_HTTP_TOKEN`` (the token only) < the options. A
 file that holds a token (the config file with ``token``, or a token file) must not be
 readable by others: the gateway refuses to start otherwise, as the daemon refuses a runtime dir
-others can enter, since anyone who reads the token can use the daemon through the gateway.
+others can enter, since anyone who reads the token can use the daemon through the gateway. A
+token that is empty or blank, from wherever it comes, stops the start too: it would be no
+token, and a gateway meant to have one would serve anyone.
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ import argparse
 import ipaddress
 import os
 import stat
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistantd.daemon.tables import from_table
+from assistantd.daemon.tables import from_table, read_toml
 from assistantd.protocol.endpoints import default_config_file
 
-from .access import DEFAULT_ORIGINS, check_origin
+from .access import DEFAULT_ORIGINS, Origins
 
 DEFAULT_LISTEN = "127.0.0.1:1337"  # Jan's API port
 TOKEN_ENV = "ASSISTANTD_HTTP_TOKEN"
@@ -57,21 +58,17 @@ class GatewaySettings:
     port: int
     allow_remote: bool
     token: str | None
-    cors_origins: tuple[str, ...]
+    origins: Origins
 
 
 def read_http_table(path: Path) -> HttpTable:
     """The ``[http]`` table of the config file at ``path`` (the other tables are the daemon's);
     SettingsError naming the key for a value that cannot be used."""
-    try:
-        with path.open("rb") as file:
-            raw = tomllib.load(file)
-    except OSError as exc:
-        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
-    table = raw.get("http", {})
     where = f"config file {path}"
+    try:
+        table = read_toml(path).get("http", {})
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     if not isinstance(table, dict):
         raise SettingsError(f"{where}: 'http' must be a table ([http])")
     try:
@@ -80,11 +77,8 @@ def read_http_table(path: Path) -> HttpTable:
         raise SettingsError(str(exc)) from None
     if settings.token and settings.token_file:
         raise SettingsError(f"{where}: [http] has both token and token-file; keep one")
-    for origin in settings.cors_origins:
-        try:
-            check_origin(origin)
-        except ValueError as exc:
-            raise SettingsError(f"{where}: [http] cors-origins: {exc}") from None
+    if settings.token and not settings.token.strip():
+        raise SettingsError(f"{where}: [http] token is blank")
     if settings.token:
         check_private(path, "holds a token (the [http] table's token)")
     return settings
@@ -155,31 +149,46 @@ def resolve(
     try:
         if args.token_file is not None:
             token: str | None = read_token_file(Path(args.token_file).expanduser())
-        elif env.get(TOKEN_ENV):
+        elif TOKEN_ENV in env:
             token = env[TOKEN_ENV].strip()
+            if not token:
+                raise SettingsError(
+                    f"${TOKEN_ENV} is set but blank: unset it to serve without a token"
+                )
         elif table.token_file:
             token = read_token_file(Path(table.token_file).expanduser())
         else:
-            token = table.token or None
+            token = table.token.strip() or None
     except OSError as exc:
         raise SettingsError(f"cannot read the token file: {exc}") from None
+    # The file's list is checked even when the option replaces it: a bad file is reported
+    # now, not on the day the option is dropped.
+    from_file = (
+        allowed_origins(table.cors_origins, f"config file {path}: [http] cors-origins")
+        if table.cors_origins
+        else None
+    )
     if args.cors_origin:
-        for origin in args.cors_origin:
-            try:
-                check_origin(origin)
-            except ValueError as exc:
-                raise SettingsError(f"--cors-origin: {exc}") from None
-    origins = tuple(args.cors_origin or table.cors_origins or DEFAULT_ORIGINS)
-    if not is_loopback(host):
-        if not allow_remote:
-            raise SettingsError(
-                f"refusing to serve on {host}, which is not a loopback address: anyone who can "
-                f"reach it could use the daemon. Pass --allow-remote (or allow-remote = true "
-                f"in [http]) with a token to do it anyway."
-            )
-        if token is None:
-            raise SettingsError(
-                f"serving on {host} (not loopback) needs a bearer token: --token-file FILE, "
-                f"${TOKEN_ENV}, or token-file / token in the [http] table of the config file."
-            )
+        origins = allowed_origins(args.cors_origin, "--cors-origin")
+    else:
+        origins = from_file if from_file is not None else Origins(DEFAULT_ORIGINS)
+    if not is_loopback(host) and not allow_remote:
+        raise SettingsError(
+            f"refusing to serve on {host}, which is not a loopback address: anyone who can "
+            f"reach it could use the daemon. Pass --allow-remote (or allow-remote = true "
+            f"in [http]) with a token to do it anyway."
+        )
+    if allow_remote and token is None:
+        raise SettingsError(
+            f"--allow-remote (allow-remote in [http]) needs a bearer token: --token-file FILE, "
+            f"${TOKEN_ENV}, or token-file / token in the [http] table of the config file."
+        )
     return GatewaySettings(host, port, allow_remote, token, origins)
+
+
+def allowed_origins(origins: Sequence[str], where: str) -> Origins:
+    """``origins``, each checked; SettingsError naming ``where`` they come from otherwise."""
+    try:
+        return Origins(origins)
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc}") from None

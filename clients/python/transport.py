@@ -57,19 +57,28 @@ class BlockingTransport:
 
     def _connected(self) -> zmq.Socket[bytes]:
         if self._socket is None:
-            check_reachable(self.endpoint)
-            options = self.security.socket_options(self.endpoint)  # CURVE for tcp://
-            if self._context is None:
-                self._context = zmq.Context()
-            socket = self._context.socket(zmq.DEALER)
-            socket.setsockopt(zmq.LINGER, 0)
-            for option, value in options:
-                socket.setsockopt(option, value)
-            socket.connect(self.endpoint)
-            self._socket = socket
+            self._context, self._socket = open_dealer(self.endpoint, self.security, self._context)
         return self._socket
 
     def _drop_socket(self) -> None:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+
+
+def open_dealer(
+    endpoint: str, security: ClientSecurity, context: zmq.Context[zmq.Socket[bytes]] | None
+) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
+    """A DEALER connecting to ``endpoint`` (with CURVE for tcp://), in ``context`` or a new one
+    when None, and the context. :class:`UnavailableError` when the endpoint's socket file is
+    missing or a CURVE key cannot be used; nothing is made then."""
+    check_reachable(endpoint)
+    options = security.socket_options(endpoint)
+    if context is None:
+        context = zmq.Context()
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    for option, value in options:
+        socket.setsockopt(option, value)
+    socket.connect(endpoint)
+    return context, socket

@@ -26,6 +26,8 @@ No imports beyond the standard library's smallest: ``assistantctl`` uses this.
 70.0
 >>> reply_timeout("exportAssistant", {"assistant_id": "jan", "path": "/tmp/jan.zip"}, 10.0)
 610.0
+>>> reply_timeout("invokeAssistant", {"method": "m", "timeout_ms": 10**400}, 10.0)
+3610.0
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ STOP_STEPS = 3
 DAEMON_INVOKE_TIMEOUT = 60.0
 """Seconds an invoke without ``timeout_ms`` may take (``invoke-timeout``); a send waits as long
 for a restarting worker to be up."""
+INVOKE_TIMEOUT_MAX_MS = 3_600_000
+"""The largest ``timeout_ms`` the protocol takes (``protocol.limits``'s, which a test keeps
+equal: that module would cost the CLI its import)."""
 CANCEL_WORK_TIME = 5.0
 """Seconds a cancelDownload may take beyond the usual moment: the download's task ends and its
 staging folder is removed before the answer."""
@@ -67,7 +72,10 @@ def work_time(method: str, params: Mapping[str, Any]) -> float:
     if method == "invokeAssistant":
         timeout_ms = params.get("timeout_ms")
         if isinstance(timeout_ms, int | float) and not isinstance(timeout_ms, bool):
-            return max(timeout_ms / 1000, 0.0)
+            # Out of the protocol's range the daemon refuses the invoke at once; the wait must
+            # still be a number a timer takes (10**400 / 1000 is an OverflowError, and NaN is
+            # no time). In this order, max and min turn NaN into 0.
+            return min(INVOKE_TIMEOUT_MAX_MS, max(0, timeout_ms)) / 1000
         return DAEMON_INVOKE_TIMEOUT
     if method == "sendToAssistant":
         return DAEMON_INVOKE_TIMEOUT

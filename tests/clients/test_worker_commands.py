@@ -32,6 +32,7 @@ from assistantd.client import (
     Client,
     ConflictError,
     GatewayTimeoutError,
+    InvalidRequestError,
     NotFoundError,
     SentMessage,
     Synced,
@@ -47,6 +48,7 @@ from assistantd.client import (
 )
 from assistantd.client.clone import CloneSync
 from assistantd.daemon.workers.settings import WorkerSettings
+from assistantd.protocol import limits
 from assistantd.protocol.events import Snapshot
 from tests.clients.test_ctl import CTL, Watching, ctl, watching
 from tests.e2e.workers import write_assistant, write_config
@@ -467,6 +469,22 @@ def test_the_clients_wait_for_the_daemons_default_limits() -> None:
     assert stop == 10 + waits.STOP_STEPS * daemon.stop_timeout
     assert waits.reply_timeout("sendToAssistant", {}, 10) == 10 + daemon.invoke_timeout
     assert waits.reply_timeout("ping", {}, 10) == 10
+
+
+async def test_an_invoke_timeout_out_of_range_gets_the_daemons_400(served: DaemonProcess) -> None:
+    # The client waits at most the protocol's limit beyond its timeout, whatever the number: a
+    # 400-digit one was an OverflowError in the client, before anything was sent.
+    assert waits.INVOKE_TIMEOUT_MAX_MS == limits.INVOKE_TIMEOUT_MAX_MS
+    too_long = (10**400, limits.INVOKE_TIMEOUT_MAX_MS + 1)
+    with Client(runtime_dir=served.runtime_dir) as client:
+        for timeout_ms in too_long:
+            with pytest.raises(InvalidRequestError) as caught:
+                client.invoke_assistant("tools", "echo", 1, timeout_ms=timeout_ms)
+            assert caught.value.status == 400
+    async with AsyncClient(runtime_dir=served.runtime_dir) as aclient:
+        for timeout_ms in too_long:
+            with pytest.raises(InvalidRequestError):
+                await aclient.invoke_assistant("tools", "echo", 1, timeout_ms=timeout_ms)
 
 
 # --- the workers' events in a watch -----------------------------------------------------------

@@ -210,6 +210,16 @@ class RawConnection:
         response.begin()
         return RawResponse(response.status, response.headers, response.read())
 
+    def message(self) -> tuple[str, bytes]:
+        """The next status line and body exactly as they come: a ``100 Continue`` is one."""
+        status = self._file.readline().decode("latin-1").rstrip("\r\n")
+        length = 0
+        while (line := self._file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return status, self._file.read(length)
+
     def closed_by_peer(self) -> bool:
         """Whether the gateway closed the connection (read to its end; nothing else may come)."""
         return self._file.read() == b""

@@ -53,6 +53,7 @@ def test_a_preflight_from_an_allowed_origin_says_what_may_be_sent(gateway: Gatew
     assert headers["Vary"] == "Origin"
     assert set(headers["Access-Control-Allow-Methods"].split(", ")) == {
         "GET",
+        "HEAD",
         "POST",
         "DELETE",
         "OPTIONS",
@@ -241,3 +242,9 @@ def test_the_rules_as_functions() -> None:
     refused = guarded.refusal("GET", {"origin": "app://my-app"}, frozenset())
     assert refused is not None
     assert refused.status == 401
+    # An empty token (the settings refuse one) would let nobody in, not everybody.
+    empty = Access(origins, token="", check_host=False)
+    for authorization in ("Bearer ", "Bearer", "bearer  "):
+        refused = empty.refusal("GET", {"authorization": authorization}, frozenset())
+        assert refused is not None
+        assert refused.status == 401

@@ -24,6 +24,7 @@ from assistantd.http import access, app, main, server, settings, sse
 from tests.http.helpers import (
     Gateway,
     assert_openai_error,
+    gateway_env,
     http,
     http_full,
     run_gateway_to_exit,
@@ -168,6 +169,11 @@ def test_errors_have_openai_statuses_and_bodies(gateway: Gateway) -> None:
     status, body = http("PUT", f"{gateway.url}/assistants/jan", {})
     assert status == 405
     assert_openai_error(body, "method_not_allowed")
+    # A number no float holds: the daemon's 400, not a fault of the gateway's (its wait for
+    # the reply is bounded by the protocol's longest invoke).
+    invoke = b'{"method": "ping", "timeout_ms": ' + b"9" * 400 + b"}"
+    status, body = http("POST", f"{gateway.url}/assistants/jan/invoke", raw=invoke)
+    assert (status, body["error"]["param"]) == (400, "timeout_ms")
 
 
 def test_a_daemon_that_cannot_be_reached_is_a_503() -> None:
@@ -408,6 +414,41 @@ def test_a_non_loopback_bind_is_refused_without_allow_remote(daemon: DaemonProce
     tokenless = run_gateway_to_exit(*where, "--allow-remote")
     assert tokenless.returncode == 2
     assert "needs a bearer token" in tokenless.stderr
+
+
+def test_allow_remote_on_loopback_still_checks_host_and_needs_the_token(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    where = ("--runtime-dir", str(daemon.runtime_dir), "--listen", "127.0.0.1:0")
+    tokenless = run_gateway_to_exit(*where, "--allow-remote")
+    assert tokenless.returncode == 2
+    assert "needs a bearer token" in tokenless.stderr
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    token_file.chmod(0o600)
+    with running_gateway(
+        daemon.runtime_dir, "--allow-remote", "--token-file", str(token_file)
+    ) as gateway:
+        good = {"Authorization": "Bearer s3cret-token"}
+        status, body = http("GET", f"{gateway.url}/assistants/jan", headers=good)
+        assert (status, body["id"]) == (200, "jan")
+        # A rebinding page's name is refused on loopback whatever --allow-remote says.
+        status, body = http(
+            "GET", f"{gateway.url}/assistants/jan", headers={**good, "Host": "rebind.example"}
+        )
+        assert status == 403
+        assert_openai_error(body, "host_not_allowed")
+
+
+def test_a_blank_token_stops_the_start(daemon: DaemonProcess) -> None:
+    for blank in ("", "  \t"):
+        refused = run_gateway_to_exit(
+            "--runtime-dir",
+            str(daemon.runtime_dir),
+            env=gateway_env(ASSISTANTD_HTTP_TOKEN=blank),
+        )
+        assert refused.returncode == 2, blank
+        assert "ASSISTANTD_HTTP_TOKEN is set but blank" in refused.stderr
 
 
 def test_a_remote_bind_needs_the_bearer_token(daemon: DaemonProcess, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ that answers as each test tells it, or a plain Unix socket server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 import aiohttp
 import zmq
 
+from assistantd.client.zmtp import COMMAND, GREETING, READY
 from tests.http.helpers import (
     RawConnection,
     assert_openai_error,
@@ -220,6 +222,47 @@ def test_a_peer_that_is_not_zeromq_is_a_503() -> None:
             assert_openai_error(body, "connection_failed")
             assert "ZMTP" in body["error"]["message"]
     finally:
+        speaker.join(WAIT)
+        listener.close()
+
+
+def test_a_peer_that_is_ready_and_fails_in_one_breath_is_a_503() -> None:
+    # READY and an ERROR in one read: the connection has ended before the link gets to use
+    # it, and calls on it must fail at once rather than wait for replies that cannot come.
+    runtime_dir = short_dir()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(runtime_dir / "command.sock"))
+    listener.listen()
+    reason = b"too busy"
+    error = b"\x05ERROR" + bytes([len(reason)]) + reason
+    stop = threading.Event()
+
+    def ready_then_fail() -> None:
+        while True:
+            connection, _ = listener.accept()
+            if stop.is_set():
+                connection.close()
+                return
+            with connection:
+                connection.settimeout(WAIT)
+                connection.sendall(GREETING + READY + bytes([COMMAND, len(error)]) + error)
+                with contextlib.suppress(OSError):
+                    while connection.recv(4096):  # until the gateway drops it
+                        pass
+
+    speaker = threading.Thread(target=ready_then_fail, daemon=True)
+    speaker.start()
+    try:
+        with running_gateway(runtime_dir, "--timeout", "3") as gateway:
+            for _ in range(2):  # and again: the next call connects anew
+                status, body = http("GET", f"{gateway.url}/assistants/jan")
+                assert status == 503
+                assert_openai_error(body, "connection_failed")
+                assert "too busy" in body["error"]["message"]
+    finally:
+        stop.set()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as waker:  # out of its accept
+            waker.connect(str(runtime_dir / "command.sock"))
         speaker.join(WAIT)
         listener.close()
 

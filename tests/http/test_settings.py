@@ -41,7 +41,7 @@ def test_without_a_config_file_the_defaults_hold(tmp_path: Path) -> None:
     assert (settings.host, settings.port) == (*tuple(DEFAULT_LISTEN.split(":")[:1]), 1337)
     assert settings.token is None
     assert not settings.allow_remote
-    assert settings.cors_origins == ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
+    assert settings.origins.listed == ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
 
 
 def test_the_http_table_is_read_and_the_options_win(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_the_http_table_is_read_and_the_options_win(tmp_path: Path) -> None:
     settings = settle(tmp_path, "--config", str(config))
     assert (settings.host, settings.port, settings.allow_remote) == ("0.0.0.0", 8080, True)
     assert settings.token == "from-the-file"
-    assert settings.cors_origins == ("app://my-app", "http://localhost:*")
+    assert settings.origins.listed == ("app://my-app", "http://localhost:*")
 
     token_file = write_config(tmp_path / "token", "from-the-option\n")
     settings = settle(
@@ -75,7 +75,7 @@ def test_the_http_table_is_read_and_the_options_win(tmp_path: Path) -> None:
     )
     assert (settings.host, settings.port, settings.allow_remote) == ("127.0.0.1", 9000, False)
     assert settings.token == "from-the-option"
-    assert settings.cors_origins == ("https://ui.example",)
+    assert settings.origins.listed == ("https://ui.example",)
     # The environment's token is over the file's, under the option's.
     env = {"ASSISTANTD_HTTP_TOKEN": "from-the-env"}
     assert settle(tmp_path, "--config", str(config), env=env).token == "from-the-env"
@@ -111,6 +111,7 @@ def test_a_token_file_named_in_the_table(tmp_path: Path) -> None:
         ("[http]\nport = 1337\n", ["unknown key 'port' in [http]"]),
         ('[http]\nlisten = "nowhere"\n', ["listen", "HOST:PORT", "nowhere"]),
         ('[http]\ntoken = ""\n', ["[http] token", "non-empty"]),
+        ('[http]\ntoken = " \\t "\n', ["[http] token is blank"]),
         ('[http]\ntoken = "a"\ntoken-file = "/x"\n', ["both token and token-file"]),
         ("http = 3\n", ["'http' must be a table"]),
         ("[http\n", ["not valid TOML"]),
@@ -143,6 +144,41 @@ def test_secrets_others_can_read_are_refused(tmp_path: Path) -> None:
     # A config file with no token may be read by anyone, as the daemon's usually is.
     open_config = write_config(tmp_path / "open.toml", '[http]\nlisten = "127.0.0.1:1"\n', 0o644)
     assert settle(tmp_path, "--config", str(open_config)).port == 1
+
+
+def test_a_blank_token_from_any_source_is_an_error(tmp_path: Path) -> None:
+    for blank in ("", " ", "\t\n"):
+        with pytest.raises(SettingsError, match="ASSISTANTD_HTTP_TOKEN is set but blank"):
+            settle(tmp_path, env={"ASSISTANTD_HTTP_TOKEN": blank})
+    blank_file = write_config(tmp_path / "blank", " \n\t\n")
+    with pytest.raises(SettingsError, match="empty"):
+        settle(tmp_path, "--token-file", str(blank_file))
+    config = write_config(tmp_path / "c.toml", f'[http]\ntoken-file = "{blank_file}"\n')
+    with pytest.raises(SettingsError, match="empty"):
+        settle(tmp_path, "--config", str(config))
+
+
+def test_allow_remote_needs_a_token_even_on_loopback(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"--allow-remote .* needs a bearer token"):
+        settle(tmp_path, "--allow-remote")
+    config = write_config(tmp_path / "c.toml", "[http]\nallow-remote = true\n")
+    with pytest.raises(SettingsError, match="needs a bearer token"):
+        settle(tmp_path, "--config", str(config))
+    settings = settle(tmp_path, "--allow-remote", env={"ASSISTANTD_HTTP_TOKEN": " t0ken "})
+    assert (settings.host, settings.allow_remote, settings.token) == ("127.0.0.1", True, "t0ken")
+
+
+def test_origins_are_checked_where_they_are_given(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", '[http]\ncors-origins = ["app://my-app"]\n')
+    assert settle(tmp_path, "--config", str(config)).origins.allows("app://my-app")
+    with pytest.raises(SettingsError, match=r"^--cors-origin: 'null' cannot be allowed"):
+        settle(tmp_path, "--config", str(config), "--cors-origin", "null")
+    # A bad list in the file is reported even while the option replaces it.
+    bad = write_config(tmp_path / "bad.toml", '[http]\ncors-origins = ["null"]\n')
+    with pytest.raises(SettingsError, match=r"\[http\] cors-origins: 'null' cannot be allowed"):
+        settle(tmp_path, "--config", str(bad), "--cors-origin", "app://my-app")
+    replaced = settle(tmp_path, "--config", str(config), "--cors-origin", "http://localhost:5173")
+    assert not replaced.origins.allows("app://my-app")
 
 
 def test_a_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:

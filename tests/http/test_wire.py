@@ -109,6 +109,75 @@ def test_expect_100_continue_is_answered_before_the_body(gateway: Gateway) -> No
     assert (created.status, created.json()["name"]) == (200, "Patient")
 
 
+def test_expect_100_continue_waits_for_the_answers_ahead_of_it(gateway: Gateway) -> None:
+    body = json.dumps({"name": "Behind"}).encode()
+    behind = request_bytes(
+        "POST",
+        "/v1/assistants",
+        gateway.port,
+        headers={"Expect": "100-continue", "Content-Length": str(len(body))},
+    )
+    with RawConnection(gateway.port) as connection:
+        connection.send(get(gateway, "/v1/assistants/jan") + behind)
+        # Sent before the GET's answer, the 100 would be taken for that request's.
+        status, answer = connection.message()
+        assert (status, json.loads(answer)["id"]) == ("HTTP/1.1 200 OK", "jan")
+        assert connection.message() == ("HTTP/1.1 100 Continue", b"")
+        connection.send(body)
+        created = connection.response("POST")
+    assert (created.status, created.json()["name"]) == (200, "Behind")
+
+
+def test_expect_100_continue_is_not_answered_to_http_1_0(gateway: Gateway) -> None:
+    with RawConnection(gateway.port) as connection:
+        connection.send(
+            request_bytes(
+                "POST",
+                "/v1/assistants",
+                gateway.port,
+                headers={"Expect": "100-continue"},
+                body=json.dumps({"name": "Old"}).encode(),
+                version="HTTP/1.0",
+            )
+        )
+        status, answer = connection.message()
+    assert (status, json.loads(answer)["name"]) == ("HTTP/1.1 200 OK", "Old")
+
+
+def test_head_is_get_without_the_body_and_the_connection_goes_on(gateway: Gateway) -> None:
+    with RawConnection(gateway.port) as connection:
+        connection.send(
+            request_bytes("HEAD", "/v1/assistants/jan", gateway.port)
+            + get(gateway, "/v1/assistants/jan")
+            + request_bytes("HEAD", "/v1/assistants/nobody", gateway.port)
+            + request_bytes("HEAD", "/v1/assistants", gateway.port, headers={"Origin": "null"})
+            + get(gateway, "/v1/assistants/nobody")
+        )
+        head = connection.response("HEAD")
+        got = connection.response()
+        assert (head.status, head.body) == (200, b"")
+        assert (got.status, got.json()["id"]) == (200, "jan")
+        # The same head as GET's, the length of the body GET gets included.
+        assert head.headers["Content-Length"] == str(len(got.body))
+        assert head.headers["Content-Type"] == "application/json"
+        # Errors too, the gateway's own refusals as well: the head only, then the next answer.
+        missing, refused = connection.response("HEAD"), connection.response("HEAD")
+        assert (missing.status, missing.body) == (404, b"")
+        assert (refused.status, refused.body) == (403, b"")
+        assert int(missing.headers["Content-Length"]) > 0
+        after = connection.response()
+        assert (after.status, after.json()["error"]["param"]) == (404, "assistant_id")
+    with RawConnection(gateway.port) as connection:
+        connection.send(request_bytes("HEAD", "/v1/events", gateway.port))
+        stream = connection.response("HEAD")
+        assert (stream.status, stream.body) == (200, b"")
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        assert connection.closed_by_peer()  # as the head says: a stream ends its connection
+    with RawConnection(gateway.port) as connection:
+        connection.send(request_bytes("DELETE", "/v1/snapshot", gateway.port))
+        assert connection.response("DELETE").headers["Allow"] == "GET, HEAD"
+
+
 def test_http_1_0_closes_unless_kept_alive(gateway: Gateway) -> None:
     with RawConnection(gateway.port) as connection:
         connection.send(get(gateway, "/v1/assistants/jan", version="HTTP/1.0"))
@@ -241,12 +310,39 @@ def test_an_upgrade_is_answered_as_a_plain_request_then_closed(gateway: Gateway)
         assert connection.closed_by_peer()
 
 
+def assistant_ids(gateway: Gateway) -> list[str]:
+    status, page = http("GET", f"{gateway.url}/assistants?limit=100")
+    assert status == 200
+    return [assistant["id"] for assistant in page["data"]]
+
+
+@pytest.mark.parametrize("framing", ["Content-Length", "Transfer-Encoding"])
+def test_an_upgrade_with_a_body_is_refused(gateway: Gateway, framing: str) -> None:
+    # The parser ends an upgrade's message at its head: taken, it would be carried out as if
+    # the body were empty (here, an assistant made with none of the fields sent).
+    before = assistant_ids(gateway)
+    body = json.dumps({"id": "upgraded", "name": "Upgraded"}).encode()
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Content-Type": "application/json"}
+    if framing == "Transfer-Encoding":
+        headers["Transfer-Encoding"] = "chunked"
+        body = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)
+    with RawConnection(gateway.port) as connection:
+        connection.send(
+            request_bytes("POST", "/v1/assistants", gateway.port, headers=headers, body=body)
+        )
+        response = connection.response("POST")
+        assert response.status == 400
+        assert_openai_error(response.json(), "invalid_http")
+        assert connection.closed_by_peer()
+    assert assistant_ids(gateway) == before
+
+
 def test_options_without_a_preflight_lists_the_methods(gateway: Gateway) -> None:
     with RawConnection(gateway.port) as connection:
         connection.send(request_bytes("OPTIONS", "/v1/assistants", gateway.port))
         response = connection.response("OPTIONS")
     assert response.status == 204
-    assert response.headers["Allow"] == "GET, POST, DELETE, OPTIONS"
+    assert response.headers["Allow"] == "GET, HEAD, POST, DELETE, OPTIONS"
 
 
 def test_absolute_form_targets_and_percent_encoded_ids(gateway: Gateway) -> None:
