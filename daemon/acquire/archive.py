@@ -97,19 +97,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, Self
 
+# Defined apart (light, for the daemon's start) and re-exported: they belong to this module's API.
+from .limits import ArchiveError as ArchiveError
+from .limits import ArchiveLimits as ArchiveLimits
+
 Kind = Literal["zip", "tar.gz"]
-ArchiveErrorCode = Literal[
-    "not_an_archive",
-    "unsafe_path",
-    "link",
-    "special_file",
-    "name_collision",
-    "too_many_files",
-    "too_large",
-    "too_deep",
-    "corrupt",
-    "unsupported",
-]
 
 CHUNK = 256 * 1024
 SNIFF_BYTES = 64 * 1024  # read by sniff(): whitespace before a JSON object's "{" included
@@ -149,29 +141,6 @@ _READ_ERRORS = (
     zipfile.BadZipFile,
     tarfile.TarError,
 )
-
-
-class ArchiveError(Exception):
-    """An archive (or folder) that is refused: ``code`` says why, the message names the entry.
-
-    ``entry`` is the offending entry's name as the archive spells it, or None when the archive as
-    a whole is at fault.
-    """
-
-    def __init__(self, code: ArchiveErrorCode, message: str, entry: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.entry = entry
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """What one archive may hold: entries made (files and folders), bytes, folders deep."""
-
-    max_files: int = 10_000
-    max_bytes: int = 256 * 1024 * 1024
-    max_depth: int = 32
 
 
 @dataclass(frozen=True)

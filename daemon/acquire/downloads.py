@@ -41,7 +41,7 @@ from assistantd.protocol.messages import DownloadAssistantParams
 from ..index import Entry
 from ..state import LiveState
 from ..store import InvalidDefinition
-from .archive import ArchiveError, ArchiveLimits
+from .limits import ArchiveError, ArchiveLimits
 from .registry import Registered, Registry
 from .settings import AcquireSettings
 from .unpack import unpack

@@ -36,7 +36,7 @@ from assistantd.protocol.messages import (
 from ..index import Entry
 from ..state import LiveState
 from ..store import InvalidDefinition, Loaded
-from .archive import ArchiveError, ArchiveLimits, kind_for, write_archive
+from .limits import ArchiveError, ArchiveLimits
 from .settings import AcquireSettings
 from .unpack import DEFINITION_FILE, copy_folder, unpack
 
@@ -131,6 +131,9 @@ class Transfers:
         )
 
     async def export_assistant(self, params: ExportAssistantParams) -> ExportResult:
+        # Imported at the first export: tarfile, zipfile and the writer are ~6 ms of a cold start.
+        from .archive import kind_for, write_archive
+
         assistant_id = check_assistant_id(params.assistant_id)
         target = _absolute(params.path)
         kind = kind_for(target.name)

@@ -6,7 +6,7 @@
 - :func:`copy_folder`: a local folder copied in, never followed through a link, never changed.
 
 Both refuse what :mod:`.archive` refuses (links, special files, too many files or bytes), each
-with an :class:`~.archive.ArchiveError` naming the entry, and leave ``node_modules`` behind
+with an :class:`~.limits.ArchiveError` naming the entry, and leave ``node_modules`` behind
 (npm puts it back at the first start, and it is full of links).
 """
 
@@ -17,7 +17,7 @@ import stat
 import unicodedata
 from pathlib import Path
 
-from .archive import ArchiveError, ArchiveLimits, extract, sniff, unwrap
+from .limits import ArchiveError, ArchiveLimits
 
 DEFINITION_FILE = "assistant.json"
 SKIPPED = frozenset({"node_modules"})
@@ -26,6 +26,9 @@ COPY_CHUNK = 1024 * 1024
 
 def unpack(file: Path, staging: Path, limits: ArchiveLimits) -> Path:
     """The assistant folder ``file`` holds, made inside ``staging`` (an empty folder)."""
+    # Imported at the first unpack: tarfile, zipfile and the extractor are ~6 ms of a cold start.
+    from .archive import extract, sniff, unwrap
+
     kind = sniff(file)
     if kind == "json":
         folder = staging / "assistant"
