@@ -182,7 +182,7 @@ class Watch extends EventEmitter {
    * @returns {AsyncIterableIterator<WatchNotification>}
    */
   [Symbol.asyncIterator]() {
-    const queue = new NotificationQueue(() => this._queues.delete(queue));
+    const queue = new NotificationQueue(() => this._queues.delete(queue), () => this._behind());
     if (this._error) {
       queue.fail(this._error);
     } else if (this._closed) {
@@ -190,11 +190,25 @@ class Watch extends EventEmitter {
     } else {
       this._queues.add(queue);
       if (this._clone.started && this._clone.inSync) {
-        const { epoch, seq } = this._clone.mirror;
-        queue.push({ topic: SYNCED_TOPIC, reason: 'start', epoch: epoch || '', seq, time: Date.now() / 1000 });
+        queue.push(this._mirrorSynced('start'));
       }
     }
     return queue;
+  }
+
+  /**
+   * A `Synced` for the mirror as it is now.
+   * @param {'start' | 'behind'} reason
+   * @returns {Synced}
+   */
+  _mirrorSynced(reason) {
+    const { epoch, seq } = this._clone.mirror;
+    return { topic: SYNCED_TOPIC, reason, epoch: epoch || '', seq, time: Date.now() / 1000 };
+  }
+
+  /** What an iteration that fell too far behind gets instead of its backlog. */
+  _behind() {
+    return this._mirrorSynced('behind');
   }
 
   // --- the loop -------------------------------------------------------------------------
@@ -337,14 +351,32 @@ class Watch extends EventEmitter {
 }
 
 /**
- * One iteration's queue: what the watch hands on, until its consumer takes it. Unbounded: a
- * consumer that falls behind holds what it has not read in memory (the mirror never waits).
+ * Notifications an iteration may have waiting before it is deemed too far behind: as many as
+ * the daemon queues for a slow subscriber.
+ */
+const ITERATION_BACKLOG = 10_000;
+
+/**
+ * One iteration's queue: what the watch hands on, until its consumer takes it. Bounded, as
+ * the mirror never waits for a consumer: one that falls `backlog` notifications behind has
+ * them replaced by a single `Synced` (reason `behind`) for the mirror as it is then, which
+ * holds what they did; state events that mirror already holds are then not queued again.
+ * Activity events (`worker.*`, `download.progress`) in the backlog are lost, as they are for
+ * a subscriber the daemon finds too slow.
  * @implements {AsyncIterableIterator<WatchNotification>}
  */
 class NotificationQueue {
-  /** @param {() => void} release called once it ends, to forget it */
-  constructor(release) {
+  /**
+   * @param {() => void} release called once it ends, to forget it
+   * @param {() => Synced} behind the `Synced` that replaces a backlog that grew too long
+   * @param {number} [backlog]
+   */
+  constructor(release, behind, backlog = ITERATION_BACKLOG) {
     this._release = release;
+    this._behind = behind;
+    this._backlog = backlog;
+    /** State events up to this `seq` are in the mirror the last `behind` Synced stood for. */
+    this._heldThrough = -1;
     /** @type {WatchNotification[]} */
     this._items = [];
     /** @type {Deferred<IteratorResult<WatchNotification, undefined>>[]} the `next()` calls waiting, in order */
@@ -357,9 +389,19 @@ class NotificationQueue {
   /** @param {WatchNotification} item */
   push(item) {
     if (this._ended) return;
+    if (item.topic !== SYNCED_TOPIC && 'seq' in item && item.seq <= this._heldThrough) return;
     const waiting = this._waiting.shift();
-    if (waiting !== undefined) waiting.resolve({ value: item, done: false });
-    else this._items.push(item);
+    if (waiting !== undefined) {
+      waiting.resolve({ value: item, done: false });
+    } else if (this._items.length < this._backlog) {
+      this._items.push(item);
+    } else {
+      // Built now, the Synced holds `item` and every event before it (the watch applies an
+      // event to the mirror before it hands it on).
+      const synced = this._behind();
+      this._items = [synced];
+      this._heldThrough = synced.seq;
+    }
   }
 
   /** End it now: what is queued is dropped. */
@@ -434,4 +476,4 @@ function closedBeforeStart() {
   return new UnavailableError('The watch was closed before its first snapshot', { code: 'client_closed' });
 }
 
-module.exports = { Watch, WATCH_OPTIONS, DEFAULT_START_TIMEOUT, HEARTBEAT_INTERVAL, SILENCE_HEARTBEATS };
+module.exports = { Watch, NotificationQueue, ITERATION_BACKLOG, WATCH_OPTIONS, DEFAULT_START_TIMEOUT, HEARTBEAT_INTERVAL, SILENCE_HEARTBEATS };

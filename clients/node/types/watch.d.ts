@@ -44,8 +44,10 @@ export type DaemonEvent = StateChange | Activity | DaemonWelcome | DaemonHeartbe
 export type WatchEvent = StateChange | Activity | DaemonStopping;
 
 /** Why a snapshot was taken: the `start`, events were lost (`gap`), the daemon restarted
- *  (`epoch`), or no heartbeat for three intervals (`silence`). */
-export type SyncReason = 'start' | 'gap' | 'epoch' | 'silence';
+ *  (`epoch`), or no heartbeat for three intervals (`silence`). An iteration also gets a
+ *  `Synced` of reason `behind`, with no snapshot taken, in place of the 10,000 notifications
+ *  it left unread: the mirror holds what they did (activity events among them are lost). */
+export type SyncReason = 'start' | 'gap' | 'epoch' | 'silence' | 'behind';
 
 /**
  * Not a wire event: the watch took a snapshot, and its mirror now shows the daemon's state as

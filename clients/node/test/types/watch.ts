@@ -17,7 +17,7 @@ async function watching(): Promise<void> {
       if (before && after && before.state !== after.state) console.log(`${id} ${before.state} -> ${after.state}`);
     }
     if (change.source.topic === 'client.synced') {
-      const reason: 'start' | 'gap' | 'epoch' | 'silence' = change.source.reason;
+      const reason: 'start' | 'gap' | 'epoch' | 'silence' | 'behind' = change.source.reason;
       void reason;
     } else {
       const seq: number = change.source.seq;
