@@ -53,6 +53,10 @@ HEAD_BUFFER_LIMIT = 8 * MAX_HEAD
 """Bytes of a head still incomplete that may be fed to the parser (see ``data_received``)."""
 IDLE_TIMEOUT = 60.0
 """Seconds a connection may wait for its next complete request before it is closed."""
+WRITE_TIMEOUT = 60.0
+"""Seconds a client may leave its answers unread (the transport's buffer full) before its
+connection is dropped: one that never reads would otherwise hold a connection, and an event
+stream's task, for good."""
 MAX_PIPELINED = 16
 """Requests read ahead of the one being answered before the connection stops reading."""
 
@@ -194,6 +198,8 @@ class HttpConnection(asyncio.Protocol):
         """Set while the transport's buffer is full: done when it has room again."""
         self._write_blocked = False
         """The transport's buffer is full: nothing is read or dispatched until it drains."""
+        self._write_timer: asyncio.TimerHandle | None = None
+        """Drops the connection if the buffer is still full :data:`WRITE_TIMEOUT` from now."""
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -206,6 +212,7 @@ class HttpConnection(asyncio.Protocol):
         self._server.closed(self)
         self._closing = True
         self._cancel_idle_timer()
+        self._cancel_write_timer()
         if self._streaming is not None:
             self._streaming.cancel()  # nobody is left to read it
         if self._writable is not None and not self._writable.done():
@@ -218,10 +225,13 @@ class HttpConnection(asyncio.Protocol):
         # them: no more requests are read or answered until it does.
         self._write_blocked = True
         self._pause_reading()
+        if self._write_timer is None:
+            self._write_timer = self._loop.call_later(WRITE_TIMEOUT, self._write_stalled)
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+        self._cancel_write_timer()
         self._write_blocked = False
         self._resume_reading()
         self._dispatch()
@@ -549,6 +559,16 @@ class HttpConnection(asyncio.Protocol):
         self._idle_since = self._loop.time()
         if self._idle_timer is None:
             self._idle_timer = self._loop.call_at(self._idle_since + IDLE_TIMEOUT, self._check_idle)
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_stalled(self) -> None:
+        self._write_timer = None
+        if self.transport is not None:
+            self.transport.abort()  # what it holds cannot be delivered: drop it with the socket
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_timer is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from assistantd.http import server as http_server
 from assistantd.http.server import HttpConnection, HttpServer, Request, Respond, Response
 
 WAIT = 15.0
@@ -128,5 +129,45 @@ async def test_a_client_that_does_not_read_is_not_read_until_it_does(
     finally:
         if sender is not None:
             sender.cancel()
+        client.close()
+        await server.stop(1.0)
+
+
+async def test_a_client_that_leaves_its_answers_unread_too_long_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(http_server, "WRITE_TIMEOUT", 0.2)
+    dropped: asyncio.Future[HttpConnection] = loop.create_future()
+    closed = HttpServer.closed
+
+    def note_closed(server: HttpServer, connection: HttpConnection) -> None:
+        closed(server, connection)
+        if not dropped.done():
+            dropped.set_result(connection)
+
+    monkeypatch.setattr(HttpServer, "closed", note_closed)
+    app = CountingApp()
+    server = HttpServer(app)
+    [address] = await server.listen("127.0.0.1", 0)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    try:
+        async with asyncio.timeout(WAIT):
+            await loop.sock_connect(client, address)
+            for _ in range(FIT + 4):  # more answers than can be out of the gateway's hands
+                client.send(request("/stalled"))
+            connection = await dropped  # the buffer stayed full: the gateway let it go
+            assert connection.transport is not None
+            assert connection.transport.is_closing()
+            assert server.connections == set()
+            # Others are served as before.
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(request("/probe"))
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK")
+            writer.close()
+    finally:
         client.close()
         await server.stop(1.0)
