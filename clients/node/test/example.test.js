@@ -8,69 +8,24 @@ const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const readline = require('node:readline');
 
+const { WatchedChild } = require('./support/child');
 const { startDaemon, shortDir } = require('./support/daemon');
 const { commands } = require('./support/snapshot');
 const { stopDaemon, writeDefinition } = require('./support/watching');
 
 const EXAMPLE = path.join(__dirname, '..', 'examples', 'mirror-state.js');
 
-/** The example as a child, its stdout lines as they come, `line(predicate)` to wait for one. */
+/** The example as a child, its stdout lines as they come, its stderr as one text. */
 function runExample(env) {
   const child = spawn(process.execPath, [EXAMPLE], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines = [];
-  const waiters = new Set();
-  let stderr = '';
-  child.stderr.on('data', (chunk) => { stderr += chunk; });
-  readline.createInterface({ input: child.stdout }).on('line', (line) => {
-    lines.push(line);
-    for (const waiter of waiters) waiter();
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return {
-    child,
-    lines,
-    exited,
-    stderr: () => stderr,
-    line(predicate, ms = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = lines.find(predicate);
-          if (found !== undefined) {
-            done();
-            resolve(found);
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`no such line within ${ms} ms; it printed:\n${lines.join('\n')}\n${stderr}`));
-        }, ms);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-    /** Send `signal`; its exit, or a failure if it is not gone within `ms`. */
-    async stop(signal, ms = 10_000) {
-      child.kill(signal);
-      let timer;
-      const late = new Promise((resolve) => { timer = setTimeout(resolve, ms, 'late'); });
-      const outcome = await Promise.race([exited, late]);
-      clearTimeout(timer);
-      if (outcome === 'late') {
-        child.kill('SIGKILL');
-        assert.fail(`the example did not exit on ${signal}; it printed:\n${lines.join('\n')}`);
-      }
-      return outcome;
-    },
-  };
+  const example = new WatchedChild(child, child.stdout, undefined, 'the example');
+  example.stderr = '';
+  child.stderr.on('data', (chunk) => { example.stderr += chunk; });
+  return example;
 }
 
 test('the example prints each change and exits 0 on SIGTERM', { timeout: 60_000 }, async () => {
@@ -78,21 +33,21 @@ test('the example prints each change and exits 0 on SIGTERM', { timeout: 60_000 
   const cmds = commands(daemon.command);
   const example = runExample({ ASSISTANTD_RUNTIME_DIR: daemon.runtimeDir });
   try {
-    await example.line((line) => line.startsWith('mirroring epoch '));
+    await example.waitFor((line) => line.startsWith('mirroring epoch '));
     assert.equal(example.lines[0], 'synced (start): 1 assistants, 0 invalid');
 
     await cmds.call('startAssistant', { assistant_id: 'jan' });
-    await example.line((line) => line === 'jan ready -> running');
+    await example.waitFor((line) => line === 'jan ready -> running');
     await cmds.call('createAssistant', { id: 'ada', name: 'Ada' });
-    await example.line((line) => line === 'ada created (ready)');
+    await example.waitFor((line) => line === 'ada created (ready)');
     await daemon.waitForLog((line) => line.event === 'watching');
     writeDefinition(daemon.root, 'ada', '{not json');
-    await example.line((line) => line.startsWith('ada invalid: '));
+    await example.waitFor((line) => line.startsWith('ada invalid: '));
     await cmds.call('deleteAssistant', { assistant_id: 'ada' });
-    await example.line((line) => line === 'ada deleted');
+    await example.waitFor((line) => line === 'ada deleted');
 
     assert.deepEqual(await example.stop('SIGTERM'), { code: 0, signal: null });
-    assert.equal(example.stderr(), '');
+    assert.equal(example.stderr, '');
   } finally {
     if (example.child.exitCode === null) example.child.kill('SIGKILL');
     cmds.close();
@@ -104,7 +59,7 @@ test('the example exits 0 on SIGINT, and 1 with a reason when no daemon runs', {
   const daemon = await startDaemon();
   try {
     const example = runExample({ ASSISTANTD_RUNTIME_DIR: daemon.runtimeDir });
-    await example.line((line) => line.startsWith('mirroring epoch '));
+    await example.waitFor((line) => line.startsWith('mirroring epoch '));
     assert.deepEqual(await example.stop('SIGINT'), { code: 0, signal: null });
   } finally {
     await stopDaemon(daemon);
@@ -113,7 +68,7 @@ test('the example exits 0 on SIGINT, and 1 with a reason when no daemon runs', {
   try {
     const nobody = runExample({ ASSISTANTD_RUNTIME_DIR: empty });
     assert.deepEqual(await nobody.exited, { code: 1, signal: null });
-    assert.match(nobody.stderr(), /^cannot watch the daemon: No daemon is listening at ipc:\/\//);
+    assert.match(nobody.stderr, /^cannot watch the daemon: No daemon is listening at ipc:\/\//);
   } finally {
     fs.rmSync(empty, { recursive: true, force: true });
   }

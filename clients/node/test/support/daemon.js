@@ -8,7 +8,8 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
+
+const { WatchedChild } = require('./child');
 
 const REPOSITORY = path.resolve(__dirname, '..', '..', '..', '..');
 const PYTHON = process.env.ASSISTANTD_PYTHON || path.join(REPOSITORY, '.venv', 'bin', 'python');
@@ -28,76 +29,37 @@ function shortDir(prefix = 'adn-') {
   return dir;
 }
 
-class DaemonProcess {
+/** A daemon started by `startDaemon`: its JSON log lines as they come (`logs`). */
+class DaemonProcess extends WatchedChild {
   constructor(child, root, runtimeDir) {
-    this.child = child;
+    super(child, child.stderr, parseLogLine, 'the daemon');
     this.root = root;
     this.runtimeDir = runtimeDir;
     this.command = `ipc://${path.join(runtimeDir, 'command.sock')}`;
     this.events = `ipc://${path.join(runtimeDir, 'events.sock')}`;
-    this.logs = [];
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    this._waiters = new Set();
-    readline.createInterface({ input: child.stderr }).on('line', (raw) => {
-      let line;
-      try {
-        line = JSON.parse(raw);
-      } catch {
-        line = { event: raw, level: 'raw' };
-      }
-      this.logs.push(line);
-      for (const waiter of this._waiters) waiter();
-    });
+  }
+
+  get logs() {
+    return this.lines;
   }
 
   /** The first log line (already logged or still to come) that satisfies `predicate`. */
   waitForLog(predicate, timeoutMs = 10_000) {
-    return new Promise((resolve, reject) => {
-      let seen = 0;
-      const check = () => {
-        for (; seen < this.logs.length; seen++) {
-          if (predicate(this.logs[seen])) {
-            done();
-            resolve(this.logs[seen]);
-            return;
-          }
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no such log line within ${timeoutMs} ms; the daemon logged:\n` +
-          this.logs.map((line) => JSON.stringify(line)).join('\n')));
-      }, timeoutMs);
-      const onExit = () => {
-        check();
-        if (this._waiters.has(check)) {
-          done();
-          reject(new Error(`the daemon exited; it logged:\n${this.logs.map((l) => JSON.stringify(l)).join('\n')}`));
-        }
-      };
-      const done = () => {
-        clearTimeout(timer);
-        this._waiters.delete(check);
-      };
-      this._waiters.add(check);
-      this.exited.then(onExit);
-      check();
-    });
+    return this.waitFor(predicate, timeoutMs);
   }
 
   /** SIGTERM, and its exit; SIGKILL (and an error) if it is not gone in time. */
-  async stop(timeoutMs = STOP_TIMEOUT_MS) {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    let timer;
-    const late = new Promise((resolve) => { timer = setTimeout(resolve, timeoutMs, 'late'); });
-    const outcome = await Promise.race([this.exited, late]);
-    clearTimeout(timer);
-    if (outcome === 'late') {
-      this.child.kill('SIGKILL');
-      await this.exited;
-      throw new Error('the daemon did not stop on SIGTERM');
-    }
-    return outcome;
+  stop(timeoutMs = STOP_TIMEOUT_MS) {
+    return super.stop('SIGTERM', timeoutMs);
+  }
+}
+
+/** A log line as the daemon writes it (JSON), or its text when it is not JSON. */
+function parseLogLine(raw) {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return { event: raw, level: 'raw' };
   }
 }
 
